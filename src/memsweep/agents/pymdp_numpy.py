@@ -1,0 +1,114 @@
+"""``pymdp-numpy``: PyMDP 1.0.4's numpy agent (``pymdp.legacy.agent.Agent``).
+
+One ``Agent`` object per agent, PyMDP's defaults (gamma=16, alpha=16,
+deterministic marginal action selection). The agent keeps references to the
+arrays it is given, so ``shared`` hands every agent the same A and B and
+``private`` hands each its own copy, as naive multi-agent code does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..models import GridWorld
+from .base import AgentSpec, Backend, Beliefs, Population, StepInput, StoredModel, build_model
+
+_SPARSE = (
+    "PyMDP's numpy agent takes dense numpy arrays only: scipy sparse A/B raise "
+    "TypeError or fail in einsum at infer_states"
+)
+
+
+def _object_array(array):
+    from pymdp.legacy import utils
+
+    holder = utils.obj_array(1)
+    holder[0] = array
+    return holder
+
+
+class NumpyPopulation(Population):
+    operations = ("infer_states", "infer_policies", "sample_action")
+    layout = "objects"
+
+    def __init__(self, model: StoredModel, spec: AgentSpec):
+        from pymdp.legacy.agent import Agent
+
+        def arrays():
+            if spec.sharing == "shared":
+                return model.A, model.B
+            return model.A.copy(), model.B.copy()
+
+        self.agents = []
+        for _ in range(spec.agents):
+            a, b = arrays()
+            self.agents.append(
+                Agent(
+                    A=_object_array(a),
+                    B=_object_array(b),
+                    C=_object_array(model.C),
+                    D=_object_array(model.D),
+                    policy_len=spec.policy_len,
+                )
+            )
+        self._own_action = -1
+
+    def call(self, operation: str, step: StepInput) -> None:
+        if operation == "infer_states":
+            for agent in self.agents:
+                agent.infer_states([step.observation])
+        elif operation == "infer_policies":
+            for agent in self.agents:
+                agent.infer_policies()
+        elif operation == "sample_action":
+            forced = step.reference_action
+            for index, agent in enumerate(self.agents):
+                action = agent.sample_action()
+                if index == 0:
+                    self._own_action = int(action[0])
+                if forced is not None:  # teacher forcing: the next prior follows the reference
+                    agent.action = np.array([float(forced)])
+        else:
+            raise ValueError(f"unknown operation {operation!r}")
+
+    def beliefs(self) -> Beliefs:
+        agent = self.agents[0]
+        return Beliefs(
+            qs=np.asarray(agent.qs[0], dtype=np.float64).copy(),
+            q_pi=np.asarray(agent.q_pi, dtype=np.float64).copy(),
+            action=self._own_action,
+        )
+
+    def reset(self) -> None:
+        for agent in self.agents:
+            agent.reset()
+            agent.action = None
+            agent.prev_actions = None
+
+
+class PymdpNumpy(Backend):
+    name = "pymdp-numpy"
+    storages = {"dense": None, "csr": _SPARSE, "csc": _SPARSE, "coo": _SPARSE}
+    dtypes = {
+        "float64": None,
+        "float32": None,
+        "float16": "PyMDP's numpy agent refuses float16 models: its np.allclose "
+        "normalisation check fails ('A matrix is not normalized')",
+    }
+
+    def load(self) -> None:
+        import pymdp.legacy.agent  # noqa: F401  (also pulls pandas, matplotlib, seaborn)
+
+    def versions(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        return {"pymdp_version": version("inferactively-pymdp")}
+
+    def build_model(self, world: GridWorld, spec: AgentSpec) -> StoredModel:
+        return build_model(world, spec.storage, spec.dtype, stack_b=True)  # PyMDP's (N, N, 5) B
+
+    def build_agents(self, model: StoredModel, spec: AgentSpec) -> Population:
+        return NumpyPopulation(model, spec)
+
+
+BACKEND = PymdpNumpy()

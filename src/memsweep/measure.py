@@ -1,0 +1,284 @@
+"""One configuration -> one tidy table of measurements. Runs inside the job's own process.
+
+The order of a measurement, and what each phase sees:
+
+1. ``import``: the backend's libraries (a fixed per-process cost).
+   Then the post-import baseline: every later figure is above it.
+2. ``build``: the model (operation ``model``), then the agents (``agents``).
+   ``model`` rows give the exact bytes of A, B, C, D and their zero fraction.
+3. ``compile``: the first call of each operation (JAX traces and compiles
+   here; numpy fills its caches), kept apart from the steady state.
+4. ``step``: every later call of each operation, per step and repeat: wall
+   time per agent, traced peak and kernel peak above the call's start, traced
+   bytes retained. Raw values are kept; medians are derived in ``summary``.
+5. ``growth``: memory after each step of the first repeat, and its slope.
+6. ``gc``: collections and pause time over the steps.
+7. ``precision``: the first repeat's beliefs against the reference trace.
+8. ``cleanup``: the fraction of memory released when the agents are dropped.
+
+Every value is read after ``gc.collect()`` where it is a level (not a peak),
+and names its probe.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import socket
+import statistics
+from collections.abc import Callable
+
+import numpy as np
+
+from . import __version__, probes
+from . import precision as precision_metrics
+from .agents import StepInput, get
+from .reference import Reference
+from .schema import to_table
+from .spec import Job
+
+PhaseHook = Callable[[str], None]
+
+
+def provenance(backend) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def maybe(package):
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
+
+    return {
+        "memsweep_version": __version__,
+        "pymdp_version": maybe("inferactively-pymdp"),
+        "numpy_version": np.__version__,
+        "scipy_version": maybe("scipy"),
+        "jax_version": maybe("jax") if "jax" in backend.name else None,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+        "started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+class Recorder:
+    """Collects rows that share the job's columns."""
+
+    def __init__(self, common: dict):
+        self.common = common
+        self.rows: list[dict] = []
+
+    def add(self, phase, operation, metric, reading: probes.Reading, repeat=-1, step=-1):
+        self.rows.append(
+            {
+                **self.common,
+                "phase": phase,
+                "operation": operation,
+                "metric": metric,
+                "probe": reading.probe,
+                "value": float(reading.value),
+                "unit": reading.unit,
+                "status": reading.status,
+                "reason": reading.reason,
+                "repeat": repeat,
+                "step": step,
+            }
+        )
+
+    def window(self, phase, operation, window: probes.Window, repeat=-1, step=-1, per=1):
+        """The standard rows of one measured window (per ``per`` agents where that applies)."""
+        self.add(phase, operation, "call_seconds", _seconds(window.seconds / per), repeat, step)
+        self.add(phase, operation, "call_peak_bytes", window.kernel_peak, repeat, step)
+        if window.traced:
+            self.add(phase, operation, "call_peak_bytes", window.traced_peak, repeat, step)
+            self.add(phase, operation, "retained_bytes", window.traced_growth, repeat, step)
+
+
+def _seconds(value: float) -> probes.Reading:
+    return probes.Reading(value, probes.CLOCK, unit="s")
+
+
+def _levels() -> dict[str, probes.Reading]:
+    """Traced and unique bytes now, after a collection."""
+    probes.settle()
+    return {"traced": probes.Heap.current(), "uss": probes.uss()}
+
+
+def _growth(before: dict, after: dict, per: int = 1) -> list[tuple[str, probes.Reading]]:
+    return [
+        (key, probes.Reading((after[key].value - before[key].value) / per, after[key].probe))
+        for key in ("traced", "uss")
+    ]
+
+
+def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: None) -> object:
+    """Measure ``job`` in this process; returns a pyarrow table in the canonical schema."""
+    world, spec = job.world(), job.agent_spec()
+    reference.check_matches(world, job.policy_len, job.steps)
+    backend = get(job.backend)
+    reason = backend.unsupported_reason(spec)
+    if reason:
+        raise ValueError(f"unsupported configuration: {reason}")
+
+    heap = probes.Heap().start()
+    kernel = probes.KernelPeak()
+    on_phase("import")
+    start = _levels()
+    with probes.Window(kernel) as window:
+        backend.load()
+    imported = _levels()
+    layout = getattr(backend, "layout", None)
+    record = Recorder({**job.columns(), **provenance(backend), "layout": layout})
+    record.add("import", "load", "seconds", _seconds(window.seconds))
+    for key, reading in _growth(start, imported):
+        record.add("import", "load", "resident_bytes" if key == "uss" else "traced_bytes", reading)
+
+    # Post-import baseline: the process peak is measured from here.
+    baseline = imported
+    baseline_rss = probes.rss().value
+    if kernel.available:
+        kernel.reset()
+    heap.reset_peak()
+
+    on_phase("build")
+    with probes.Window(kernel) as window:
+        model = backend.build_model(world, spec)
+    built_model = _levels()
+    record.window("build", "model", window)
+    for _key, reading in _growth(baseline, built_model):
+        record.add("build", "model", "growth_bytes", reading)
+    model_bytes = model.nbytes()
+    for name, size in model_bytes.items():
+        record.add("model", name, "bytes", probes.Reading(size, probes.EXACT))
+    for name, fraction in model.zero_fraction().items():
+        record.add("model", name, "zero_fraction", probes.Reading(fraction, probes.EXACT, unit="1"))
+
+    with probes.Window(kernel) as window:
+        population = backend.build_agents(model, spec)
+    built = _levels()
+    record.window("build", "agents", window)
+    for _key, reading in _growth(built_model, built):
+        record.add("build", "agents", "growth_bytes", reading)
+    agent_growth = _growth(built_model, built, per=job.agents)
+    for _key, reading in agent_growth:
+        record.add("build", "agents", "per_agent_bytes", reading)
+    record.common["layout"] = population.layout
+
+    step_seconds, history = [], []
+    gc_monitor = probes.GcMonitor(counting=False)
+    with gc_monitor:
+        for repeat in range(job.repeats):
+            population.reset()
+            np.random.seed(world.seed)  # PyMDP breaks near-ties with the global numpy RNG
+            for step_index in range(job.steps):
+                step = StepInput(
+                    int(reference.observations[step_index]), int(reference.actions[step_index])
+                )
+                first = repeat == 0 and step_index == 0
+                on_phase("compile" if first else "step")
+                total = 0.0
+                for operation in population.operations:
+                    gc_monitor.counting = True
+                    with probes.Window(kernel) as window:
+                        population.call(operation, step)
+                    gc_monitor.counting = False
+                    record.window(
+                        "compile" if first else "step",
+                        operation,
+                        window,
+                        repeat,
+                        step_index,
+                        per=job.agents,
+                    )
+                    total += window.seconds
+                if not first:
+                    step_seconds.append(total)
+                if repeat == 0:
+                    history.append(population.beliefs())
+                    level = _levels()
+                    record.add(
+                        "growth", "step", "traced_bytes", level["traced"], repeat, step_index
+                    )
+                    record.add("growth", "step", "resident_bytes", level["uss"], repeat, step_index)
+    total_steps = job.steps * job.repeats
+    for generation, count in enumerate(gc_monitor.collections):
+        record.add(
+            "gc",
+            f"gen{generation}",
+            "collections_per_100_steps",
+            probes.Reading(100 * count / total_steps, probes.GC, unit="count"),
+        )
+    record.add(
+        "gc",
+        "all",
+        "pause_seconds_per_100_steps",
+        probes.Reading(100 * gc_monitor.pause_seconds / total_steps, probes.GC, unit="s"),
+    )
+    _growth_slopes(record)
+
+    on_phase("precision")
+    for metric, value in precision_metrics.compare(history, reference).items():
+        record.add(
+            "precision", "step", metric, probes.Reading(value, precision_metrics.PROBE, unit="1")
+        )
+
+    # Headline figures, before the agents are dropped.
+    peak = kernel.read()
+    peak_above = probes.Reading(
+        max(peak.value - baseline_rss, 0.0), probes.VMHWM, status=peak.status, reason=peak.reason
+    )
+    record.add("summary", "all", "peak_bytes", peak_above)
+    record.add(
+        "summary",
+        "all",
+        "peak_bytes",
+        probes.Reading(heap.peak().value - baseline["traced"].value, probes.TRACEMALLOC),
+    )
+    for _key, reading in agent_growth:
+        record.add("summary", "all", "agent_bytes", reading)
+    record.add(
+        "summary", "all", "model_bytes", probes.Reading(sum(model_bytes.values()), probes.EXACT)
+    )
+    if step_seconds:
+        record.add("summary", "all", "step_seconds", _seconds(statistics.median(step_seconds)))
+
+    on_phase("cleanup")
+    held = _levels()
+    del population, model
+    released = _levels()
+    for key in ("traced", "uss"):
+        above = held[key].value - baseline[key].value
+        freed = held[key].value - released[key].value
+        fraction = freed / above if above > 0 else float("nan")
+        record.add(
+            "cleanup",
+            "drop_agents",
+            "released_fraction",
+            probes.Reading(fraction, held[key].probe, unit="1"),
+        )
+        record.add(
+            "cleanup",
+            "drop_agents",
+            "retained_bytes",
+            probes.Reading(released[key].value - baseline[key].value, held[key].probe),
+        )
+    return to_table(record.rows)
+
+
+def _growth_slopes(record: Recorder) -> None:
+    """Bytes gained per 100 steps: least-squares slope of the first repeat's per-step levels."""
+    for metric in ("traced_bytes", "resident_bytes"):
+        rows = [r for r in record.rows if r["phase"] == "growth" and r["metric"] == metric]
+        if len(rows) < 3:
+            continue
+        steps = np.array([r["step"] for r in rows], dtype=float)
+        values = np.array([r["value"] for r in rows])
+        # Skip the first step: it holds one-off allocations (caches, compiled code).
+        slope = np.polyfit(steps[1:], values[1:], 1)[0]
+        record.add(
+            "growth",
+            "step",
+            f"{metric.removesuffix('_bytes')}_growth_per_100_steps_bytes",
+            probes.Reading(100 * slope, rows[0]["probe"]),
+        )

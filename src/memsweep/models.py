@@ -1,0 +1,144 @@
+"""The grid-world generative model (A, B, C, D) and its seeded environment.
+
+A G×G grid has N = G² hidden states (the agent's cell, ``row * G + col``) and
+N observations (the cell it sees). Five actions: stay, up, down, left, right.
+
+* ``A[o, s]`` = P(o | s). The agent sees its own cell with probability
+  ``1 - obs_noise``; the rest is spread over every cell (``uniform``: A is
+  dense) or over the 4-neighbours of ``s`` (``local``: A is sparse).
+* ``B[a][s', s]`` = P(s' | s, a). A move succeeds with ``move_success``, else
+  the agent stays; moving into a wall is staying.
+* ``C`` log-preferences over observations: ``goal_preference`` for the goal
+  cell (bottom-right), 0 elsewhere. ``D`` is uniform: the agent does not know
+  where it starts (the environment starts it at the top-left cell).
+
+Matrices are built sparse in float64 (a 60×60 grid's dense B would be 518 MB
+before any agent exists); :mod:`memsweep.storage` casts and normalises them in
+the dtype a job asks for. Everything here is a pure function of the settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+ACTIONS = ("stay", "up", "down", "left", "right")
+_MOVES = {"stay": (0, 0), "up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
+NOISE_KINDS = ("local", "uniform")
+
+
+@dataclass(frozen=True)
+class GridWorld:
+    """Settings of one grid world; equal settings give bit-identical arrays and traces."""
+
+    grid: int
+    obs_noise: float = 0.1
+    noise_kind: str = "local"
+    move_success: float = 0.9
+    goal_preference: float = 4.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.grid < 2:
+            raise ValueError(f"grid must be at least 2, got {self.grid}")
+        if not 0.0 <= self.obs_noise < 1.0:
+            raise ValueError(f"obs_noise must be in [0, 1), got {self.obs_noise}")
+        if self.noise_kind not in NOISE_KINDS:
+            raise ValueError(f"noise_kind must be one of {NOISE_KINDS}, got {self.noise_kind!r}")
+        if not 0.0 < self.move_success <= 1.0:
+            raise ValueError(f"move_success must be in (0, 1], got {self.move_success}")
+
+    @property
+    def states(self) -> int:
+        return self.grid * self.grid
+
+    @property
+    def goal(self) -> int:
+        return self.states - 1
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _neighbour(grid: int, state: int, action: str) -> int:
+    row, col = divmod(state, grid)
+    d_row, d_col = _MOVES[action]
+    row2, col2 = row + d_row, col + d_col
+    if 0 <= row2 < grid and 0 <= col2 < grid:
+        return row2 * grid + col2
+    return state
+
+
+def observation_matrix(world: GridWorld) -> sp.csc_array | np.ndarray:
+    """A as float64: sparse (CSC) for local noise, dense for uniform noise."""
+    n, noise = world.states, world.obs_noise
+    if world.noise_kind == "uniform":
+        return (1.0 - noise) * np.eye(n) + noise / n
+    rows, cols, vals = [], [], []
+    for s in range(n):
+        neighbours = sorted({_neighbour(world.grid, s, a) for a in ACTIONS[1:]} - {s})
+        rows.append(s)
+        cols.append(s)
+        vals.append(1.0 - noise if noise > 0 else 1.0)
+        if noise > 0:
+            for t in neighbours:
+                rows.append(t)
+                cols.append(s)
+                vals.append(noise / len(neighbours))
+    return sp.csc_array((vals, (rows, cols)), shape=(n, n))
+
+
+def transition_matrices(world: GridWorld) -> list[sp.csc_array]:
+    """B as one float64 CSC matrix per action, columns = the state moved from."""
+    n, p = world.states, world.move_success
+    matrices = []
+    for action in ACTIONS:
+        rows, cols, vals = [], [], []
+        for s in range(n):
+            target = _neighbour(world.grid, s, action)
+            if target == s:
+                rows.append(s), cols.append(s), vals.append(1.0)
+            else:
+                rows += [target, s]
+                cols += [s, s]
+                vals += [p, 1.0 - p]
+        matrices.append(sp.csc_array((vals, (rows, cols)), shape=(n, n)))
+    return matrices
+
+
+def preferences(world: GridWorld) -> np.ndarray:
+    c = np.zeros(world.states)
+    c[world.goal] = world.goal_preference
+    return c
+
+
+def initial_beliefs(world: GridWorld) -> np.ndarray:
+    return np.full(world.states, 1.0 / world.states)
+
+
+class Environment:
+    """The seeded world the reference agent acts in: true state, noisy observations."""
+
+    def __init__(self, world: GridWorld):
+        self.world = world
+        self.rng = np.random.default_rng(world.seed)
+        self._a = observation_matrix(world)
+        self.state = 0
+
+    def _observe(self) -> int:
+        column = self._a[:, [self.state]]
+        column = column.toarray().ravel() if sp.issparse(column) else np.asarray(column).ravel()
+        cells = np.flatnonzero(column)
+        return int(self.rng.choice(cells, p=column[cells] / column[cells].sum()))
+
+    def reset(self) -> int:
+        self.state = 0
+        return self._observe()
+
+    def step(self, action: int) -> int:
+        target = _neighbour(self.world.grid, self.state, ACTIONS[int(action)])
+        if target != self.state and self.rng.random() < self.world.move_success:
+            self.state = target
+        return self._observe()

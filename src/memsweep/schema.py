@@ -1,0 +1,183 @@
+"""The one table schema every writer and reader of measurements uses.
+
+A measurement file is tidy and long: one row per measured value, named by
+``phase``/``operation``/``metric``, with the ``probe`` that made it and its
+``unit``. Files written inside a Hive tree (``…/backend=lean/grid=20/…``)
+leave out the columns their folders already hold, as Hive readers
+(pandas, pyarrow, duckdb) expect; :func:`read_measurements` puts them back.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+# Columns that describe the configuration; one per sweep axis or model setting.
+CONFIG_FIELDS: list[pa.Field] = [
+    pa.field("config_id", pa.string()),
+    pa.field("backend", pa.string()),
+    pa.field("storage", pa.string()),
+    pa.field("dtype", pa.string()),
+    pa.field("grid", pa.int64()),
+    pa.field("states", pa.int64()),
+    pa.field("agents", pa.int64()),
+    pa.field("sharing", pa.string()),
+    pa.field("policy_len", pa.int64()),
+    pa.field("obs_noise", pa.float64()),
+    pa.field("noise_kind", pa.string()),
+    pa.field("move_success", pa.float64()),
+    pa.field("steps", pa.int64()),
+    pa.field("repeats", pa.int64()),
+    pa.field("seed", pa.int64()),
+    pa.field("layout", pa.string()),
+]
+
+# Columns of one measured value.
+VALUE_FIELDS: list[pa.Field] = [
+    pa.field("repeat", pa.int64()),  # -1 where a value is not tied to one repeat
+    pa.field("step", pa.int64()),  # -1 where a value is not tied to one step
+    pa.field("phase", pa.string()),
+    pa.field("operation", pa.string()),
+    pa.field("metric", pa.string()),
+    pa.field("probe", pa.string()),
+    pa.field("value", pa.float64()),
+    pa.field("unit", pa.string()),
+    pa.field("status", pa.string()),  # ok | failed | unavailable
+    pa.field("reason", pa.string()),
+]
+
+PROVENANCE_FIELDS: list[pa.Field] = [
+    pa.field("memsweep_version", pa.string()),
+    pa.field("pymdp_version", pa.string()),
+    pa.field("numpy_version", pa.string()),
+    pa.field("scipy_version", pa.string()),
+    pa.field("jax_version", pa.string()),
+    pa.field("python_version", pa.string()),
+    pa.field("platform", pa.string()),
+    pa.field("hostname", pa.string()),
+    pa.field("started_at", pa.string()),
+]
+
+MEASUREMENT_SCHEMA = pa.schema(CONFIG_FIELDS + VALUE_FIELDS + PROVENANCE_FIELDS)
+COLUMNS = MEASUREMENT_SCHEMA.names
+
+PHASES = (
+    "model",
+    "import",
+    "build",
+    "compile",
+    "step",
+    "growth",
+    "cleanup",
+    "gc",
+    "precision",
+    "summary",
+    "failure",
+)
+SUMMARY_METRICS = ("peak_bytes", "agent_bytes", "model_bytes", "step_seconds")
+UNITS = ("B", "s", "1", "count")
+
+_HIVE_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$")
+
+
+class SchemaError(ValueError):
+    """A file or table that does not follow :data:`MEASUREMENT_SCHEMA`."""
+
+
+def hive_parts(path: str | os.PathLike) -> dict[str, str]:
+    """The ``key=value`` folders of ``path`` (the file name itself is not a folder)."""
+    parts = {}
+    for folder in Path(path).parent.parts:
+        match = _HIVE_PART.match(folder)
+        if match:
+            parts[match.group(1)] = match.group(2)
+    return parts
+
+
+def to_table(rows: Iterable[Mapping]) -> pa.Table:
+    """Rows (dicts) -> a table in the canonical schema; missing columns become null."""
+    rows = list(rows)
+    columns = {name: [row.get(name) for row in rows] for name in COLUMNS}
+    unknown = {key for row in rows for key in row} - set(COLUMNS)
+    if unknown:
+        raise SchemaError(f"unknown measurement columns: {sorted(unknown)}")
+    return pa.table(columns, schema=MEASUREMENT_SCHEMA)
+
+
+def validate(table: pa.Table, origin: str = "table") -> pa.Table:
+    """Check and cast ``table`` to the canonical schema; raise :class:`SchemaError`."""
+    missing = [name for name in COLUMNS if name not in table.column_names]
+    if missing:
+        raise SchemaError(f"{origin}: missing columns {missing}")
+    try:
+        table = table.select(COLUMNS).cast(MEASUREMENT_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
+        raise SchemaError(f"{origin}: {error}") from error
+    for column in ("phase", "metric", "probe", "unit", "status"):
+        if table.column(column).null_count:
+            raise SchemaError(f"{origin}: column {column!r} has empty values")
+    bad_phases = set(table.column("phase").to_pylist()) - set(PHASES)
+    if bad_phases:
+        raise SchemaError(f"{origin}: unknown phases {sorted(bad_phases)}")
+    return table
+
+
+def write_measurements(table: pa.Table, path: str | os.PathLike) -> Path:
+    """Write atomically: to a temporary name in the same folder, then rename.
+
+    A reader never sees a half-written file under ``path``. Columns held by the
+    path's Hive folders are checked against the path and left out of the file.
+    """
+    path = Path(path)
+    table = validate(table, str(path))
+    parts = hive_parts(path)
+    for key, folder_value in parts.items():
+        if key in table.column_names:
+            values = {str(v) for v in table.column(key).to_pylist()}
+            if values != {folder_value}:
+                raise SchemaError(
+                    f"{path}: column {key}={sorted(values)} but folder says {key}={folder_value}"
+                )
+    table = table.drop_columns([key for key in parts if key in table.column_names])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    pq.write_table(table, temporary)
+    os.replace(temporary, path)
+    return path
+
+
+def read_file(path: str | os.PathLike) -> pa.Table:
+    """One measurement file, its Hive folder columns restored, validated."""
+    path = Path(path)
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise SchemaError(f"{path}: not a readable Parquet file ({error})") from error
+    for key, value in hive_parts(path).items():
+        if key in table.column_names:
+            continue
+        field = MEASUREMENT_SCHEMA.field(key) if key in COLUMNS else pa.field(key, pa.string())
+        column = pa.array([value] * table.num_rows, pa.string()).cast(field.type)
+        table = table.append_column(key, column)
+    return validate(table, str(path))
+
+
+def measurement_files(root: str | os.PathLike) -> list[Path]:
+    """All finished measurement files under ``root`` (temporary names skipped)."""
+    return sorted(p for p in Path(root).rglob("*.parquet") if not p.name.startswith("."))
+
+
+def read_measurements(path: str | os.PathLike) -> pa.Table:
+    """A file or a whole tree, in the canonical schema. Raises on any bad file."""
+    path = Path(path)
+    if path.is_file():
+        return read_file(path)
+    tables = [read_file(p) for p in measurement_files(path)]
+    if not tables:
+        return MEASUREMENT_SCHEMA.empty_table()
+    return pa.concat_tables(tables)

@@ -1,0 +1,85 @@
+"""One configuration to measure: the sweep axes plus the model settings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+
+from .agents.base import AgentSpec
+from .models import GridWorld
+
+SHARING = ("private", "shared")
+# Settings that change a job's result but are not sweep axes by default.
+MODEL_SETTINGS = ("obs_noise", "noise_kind", "move_success", "steps", "repeats", "seed")
+
+
+@dataclass(frozen=True)
+class Job:
+    backend: str
+    storage: str
+    dtype: str
+    grid: int
+    agents: int
+    sharing: str
+    policy_len: int
+    obs_noise: float = 0.1
+    noise_kind: str = "local"
+    move_success: float = 0.9
+    steps: int = 20
+    repeats: int = 3
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("grid", "agents", "policy_len", "steps", "repeats"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.sharing not in SHARING:
+            raise ValueError(f"sharing must be one of {SHARING}, got {self.sharing!r}")
+        self.world()  # validates the model settings
+
+    @property
+    def states(self) -> int:
+        return self.grid * self.grid
+
+    @property
+    def config_id(self) -> str:
+        """A short, stable name for this exact configuration (all settings hashed)."""
+        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        return hashlib.sha1(blob).hexdigest()[:12]
+
+    def world(self) -> GridWorld:
+        return GridWorld(
+            grid=self.grid,
+            obs_noise=self.obs_noise,
+            noise_kind=self.noise_kind,
+            move_success=self.move_success,
+            seed=self.seed,
+        )
+
+    def agent_spec(self) -> AgentSpec:
+        return AgentSpec(self.storage, self.dtype, self.agents, self.sharing, self.policy_len)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Job:
+        known = {f.name: f.type for f in fields(cls)}
+        unknown = set(data) - set(known)
+        if unknown:
+            raise ValueError(f"unknown job settings: {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**{key: _coerce(cls, key, value) for key, value in data.items()})
+
+    def columns(self) -> dict:
+        """The configuration columns of every measurement row of this job."""
+        return {**self.to_dict(), "config_id": self.config_id, "states": self.states}
+
+
+_CASTS = {"int": int, "float": float, "str": str}
+
+
+def _coerce(cls, key, value):
+    """Settings arrive as strings from the command line and from Snakemake wildcards."""
+    declared = {f.name: f.type for f in fields(cls)}[key]
+    return _CASTS[declared](value)

@@ -1,0 +1,84 @@
+"""Matrices in a storage format and dtype, with exact byte accounting.
+
+``store`` turns a float64 matrix (dense or sparse) into ``dense``/``csr``/
+``csc``/``coo`` in ``float64``/``float32``/``float16``, normalising columns in
+that dtype so every backend's normalisation check sees sums computed the way
+it computes them. ``nbytes`` counts what the matrix holds: for dense its
+buffer; for sparse the data, index and index-pointer arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+FORMATS = ("dense", "csr", "csc", "coo")
+DTYPES = ("float64", "float32", "float16")
+_SCIPY_FORMAT = {"csr": sp.csr_array, "csc": sp.csc_array, "coo": sp.coo_array}
+
+
+class UnsupportedStorage(ValueError):
+    """A storage/dtype combination that cannot work; ``str()`` is the reason."""
+
+
+def unsupported_reason(fmt: str, dtype: str) -> str | None:
+    """Why ``fmt`` cannot hold ``dtype``, or None where it can."""
+    if fmt not in FORMATS:
+        return f"unknown storage {fmt!r}; known: {', '.join(FORMATS)}"
+    if dtype not in DTYPES:
+        return f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}"
+    if fmt != "dense" and dtype == "float16":
+        return f"scipy.sparse cannot hold float16 ({fmt} supports float32/float64 only)"
+    return None
+
+
+def store(matrix, fmt: str, dtype: str, normalize: bool = False):
+    """``matrix`` in ``fmt`` and ``dtype``; with ``normalize``, columns sum to 1 in ``dtype``."""
+    reason = unsupported_reason(fmt, dtype)
+    if reason:
+        raise UnsupportedStorage(reason)
+    kind = np.dtype(dtype)
+    if fmt == "dense":
+        dense = matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
+        dense = dense.astype(kind, copy=True)
+        if normalize:
+            dense /= dense.sum(axis=0, dtype=kind, keepdims=True)
+        return dense
+    stored = sp.csc_array(matrix).astype(kind)
+    stored.sum_duplicates()
+    stored.eliminate_zeros()
+    if normalize:
+        # In CSC each column's entries are contiguous: sum and scale them in place.
+        counts = np.diff(stored.indptr)
+        if (counts == 0).any():
+            raise ValueError("cannot normalise a matrix with an all-zero column")
+        sums = np.add.reduceat(stored.data, stored.indptr[:-1])
+        stored.data /= np.repeat(sums, counts)
+    return _SCIPY_FORMAT[fmt](stored)
+
+
+def nbytes(matrix) -> int:
+    """Exact bytes a matrix holds: buffer for dense; data + indices + pointers for sparse."""
+    if sp.issparse(matrix):
+        if matrix.format == "coo":
+            return matrix.data.nbytes + sum(index.nbytes for index in matrix.coords)
+        return matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes
+    return np.asarray(matrix).nbytes
+
+
+def zero_fraction(matrix) -> float:
+    """Fraction of the matrix's logical entries that are zero."""
+    size = int(np.prod(matrix.shape))
+    if sp.issparse(matrix):
+        return 1.0 - np.count_nonzero(matrix.data) / size
+    return 1.0 - np.count_nonzero(matrix) / size
+
+
+def sparse_limit_bytes(matrix, fmt: str = "csr", dtype: str = "float32") -> int:
+    """The fewest bytes ``fmt`` can hold ``matrix`` in: nnz × (value + index) + pointers."""
+    nnz = matrix.nnz if sp.issparse(matrix) else int(np.count_nonzero(matrix))
+    value, index = np.dtype(dtype).itemsize, np.dtype(np.int32).itemsize
+    if fmt == "coo":
+        return nnz * (value + 2 * index)
+    pointers = (matrix.shape[0 if fmt == "csr" else 1] + 1) * index
+    return nnz * (value + index) + pointers
