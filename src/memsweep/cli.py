@@ -96,6 +96,22 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    from . import config, sweep
+
+    try:
+        planned = sweep.plan(config.load(args.config))
+    except config.ConfigError as error:
+        raise CliError(str(error)) from error
+    print(sweep.summary(planned))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sweep.plan_table(planned).to_parquet(out, index=False)
+        print(f"plan written to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .agents import BACKENDS
     from .storage import DTYPES, FORMATS
@@ -161,6 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--sizes-mb", type=int, nargs="+", default=[8, 64, 256], help="allocation sizes (MB)"
     )
     calibrate.set_defaults(handler=cmd_calibrate)
+
+    plan = commands.add_parser(
+        "plan",
+        help="check a sweep config and print its plan (what runs, what does not, and why)",
+        description="Validate CONFIG and print the plan summary without running anything.",
+    )
+    plan.add_argument("config", help="a sweep config, e.g. config/config.yaml")
+    plan.add_argument("--out", help="also write the plan table to this Parquet file")
+    plan.set_defaults(handler=cmd_plan)
     return parser
 
 

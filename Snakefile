@@ -1,0 +1,20 @@
+# memsweep: where PyMDP agents spend memory, and which fixes pay off.
+# `snakemake --cores all` runs the sweep in config/config.yaml to results/report/.
+# Stages live in workflow/rules/, one file each; the logic lives in src/memsweep/.
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/plan.smk"
+include: "workflow/rules/reference.smk"
+include: "workflow/rules/measure.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.report.output,

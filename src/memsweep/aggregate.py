@@ -1,0 +1,111 @@
+"""All measurement files -> one table (results/measurements.parquet) and summary tables.
+
+Every file is validated against the schema; a file that fails is named in the
+failures table, never read as a result.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .schema import MEASUREMENT_SCHEMA, SchemaError, read_file
+from .sweep import CORE_AXES
+
+# The summary tables: metric -> (file stem, unit scale, unit label in Markdown).
+SUMMARY_TABLES = {
+    "agent_bytes": ("per_agent_bytes", 1e6, "MB"),
+    "peak_bytes": ("peak_bytes", 1e6, "MB"),
+    "model_bytes": ("model_bytes", 1e6, "MB"),
+    "step_seconds": ("step_seconds", 1e-3, "ms"),
+}
+EXTRA_COLUMNS = ("noise_kind", "obs_noise", "move_success", "seed", "steps", "repeats")
+
+
+def collect(files) -> tuple[pa.Table, list[dict]]:
+    """Read and validate every file; return the good rows and the files that failed."""
+    tables, invalid = [], []
+    for path in files:
+        try:
+            tables.append(read_file(path))
+        except SchemaError as error:
+            invalid.append({"path": str(path), "reason": f"invalid measurement file: {error}"})
+    table = pa.concat_tables(tables) if tables else MEASUREMENT_SCHEMA.empty_table()
+    return table, invalid
+
+
+def config_columns(frame: pd.DataFrame) -> list[str]:
+    """The axes that identify a configuration, plus any model setting that varies."""
+    varying = [c for c in EXTRA_COLUMNS if c in frame and frame[c].nunique() > 1]
+    return [c for c in CORE_AXES if c in frame] + varying
+
+
+def summary_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One row per configuration, one column per probe that measured ``metric``."""
+    rows = frame[(frame.phase == "summary") & (frame.metric == metric) & (frame.status == "ok")]
+    keys = config_columns(frame)
+    if rows.empty:
+        return pd.DataFrame(columns=[*keys, "config_id"])
+    table = rows.pivot_table(
+        index=[*keys, "config_id"], columns="probe", values="value", aggfunc="median"
+    )
+    table.columns = [f"{metric} [{probe}]" for probe in table.columns]
+    return table.reset_index().sort_values(keys, kind="stable")
+
+
+def failures_table(frame: pd.DataFrame, plan: pd.DataFrame, invalid: list[dict]) -> pd.DataFrame:
+    """Everything that was not measured, and why: planned out, failed, or unreadable."""
+    keys = [c for c in CORE_AXES if c in plan]
+    planned_out = plan[plan.status != "run"][[*keys, "config_id", "status", "reason"]]
+    failed = frame[frame.status == "failed"][
+        [*keys, "config_id", "status", "reason"]
+    ].drop_duplicates()
+    unreadable = pd.DataFrame(invalid).assign(status="invalid") if invalid else None
+    parts = [p for p in (planned_out, failed, unreadable) if p is not None and not p.empty]
+    columns = [*keys, "config_id", "status", "reason", "path"]
+    return (
+        pd.concat(parts, ignore_index=True).reindex(columns=columns)
+        if parts
+        else pd.DataFrame(columns=columns)
+    )
+
+
+def write_atomic(table: pa.Table, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    pq.write_table(table, temporary)
+    os.replace(temporary, path)
+
+
+def _markdown(table: pd.DataFrame, scale: float = 1.0, unit: str = "") -> str:
+    shown = table.copy()
+    for column in shown.columns:
+        if "[" in column and pd.api.types.is_numeric_dtype(shown[column]):
+            shown[column] = shown[column] / scale
+            shown = shown.rename(columns={column: f"{column} ({unit})"})
+    return shown.to_markdown(index=False, floatfmt=".4g") + "\n"
+
+
+def run(measurement_files, plan_path, out, tables_dir) -> pd.DataFrame:
+    table, invalid = collect(measurement_files)
+    write_atomic(table, out)
+    frame = table.to_pandas()
+    plan = pd.read_parquet(plan_path)
+    tables_dir = Path(tables_dir)
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    for metric, (stem, scale, unit) in SUMMARY_TABLES.items():
+        summary = summary_table(frame, metric)
+        summary.to_csv(tables_dir / f"{stem}.csv", index=False)
+        (tables_dir / f"{stem}.md").write_text(_markdown(summary, scale, unit))
+    failures = failures_table(frame, plan, invalid)
+    failures.to_csv(tables_dir / "failures.csv", index=False)
+    (tables_dir / "failures.md").write_text(failures.to_markdown(index=False) + "\n")
+    print(f"{len(measurement_files)} files, {table.num_rows} rows, {len(invalid)} invalid")
+    for item in invalid:
+        print(f"INVALID {item['path']}: {item['reason']}")
+    return frame

@@ -1,0 +1,129 @@
+"""What the Snakemake workflow asks of the plan: output patterns, wildcard constraints,
+and the input, params and resource functions of its rules.
+
+Kept here rather than in ``workflow/rules/common.smk`` so that it is tested like
+the rest of the package and the rule files only wire things together. Parsing
+a sweep imports nothing heavy (no PyMDP, JAX, scipy or pandas).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from . import config as config_module
+from . import sweep
+from .agents import module_path
+
+PACKAGE = Path(__file__).resolve().parent
+# The measurement harness: an edit to any of these changes every measurement.
+HARNESS = (
+    "measure.py",
+    "probes.py",
+    "models.py",
+    "storage.py",
+    "schema.py",
+    "precision.py",
+    "supervisor.py",
+    "worker.py",
+    "agents/base.py",
+)
+# The reference trace depends on the model and on how the reference is run. The
+# pymdp-numpy adapter is left out on purpose: an edit to one backend's module must
+# rerun that backend's jobs only (a PyMDP upgrade changes the pinned version instead).
+REFERENCE_CODE = ("reference.py", "models.py")
+REPORT_CODE = ("report.py", "hotspots.py", "figures.py", "claims.py", "html.py")
+
+
+def _alternatives(values) -> str:
+    return "|".join(re.escape(v) for v in sorted({str(v) for v in values}))
+
+
+class Pipeline:
+    """The plan of one config, seen from the workflow."""
+
+    def __init__(self, config: dict):
+        self.config = config_module.check(config)
+        self.planned = sweep.plan(self.config)
+        self.axes = self.planned[0].axes
+        self.runnable = {p.path: p for p in self.planned if p.status == sweep.RUN}
+        self.folder_axes = sweep.folder_axes(self.axes)
+        self.measure_pattern = (
+            f"{sweep.MEASUREMENTS}/"
+            + "/".join(f"{axis}={{{axis}}}" for axis in self.folder_axes)
+            + "/policy_len={policy_len}.parquet"
+        )
+        self.reference_axes = ["grid"] + [a for a in self.folder_axes if a in sweep.MODEL_SETTINGS]
+        self.reference_pattern = (
+            f"{sweep.REFERENCES}/"
+            + "/".join(f"{axis}={{{axis}}}" for axis in self.reference_axes)
+            + "/policy_len={policy_len}.npz"
+        )
+        self.references = {}
+        for planned in self.runnable.values():
+            self.references.setdefault(
+                sweep.reference_path(planned.job, self.axes), sweep.reference_job(planned.job)
+            )
+
+    # Paths -----------------------------------------------------------------
+    @staticmethod
+    def beside(pattern: str, folder: str, suffix: str) -> str:
+        """``results/X/…`` -> ``results/{folder}/X/…{suffix}`` (logs, benchmarks)."""
+        return f"results/{folder}/{pattern.removeprefix('results/')}{suffix}"
+
+    def measurement_files(self) -> list[str]:
+        return sorted(self.runnable)
+
+    def wildcard_constraints(self) -> dict[str, str]:
+        """Each wildcard matches only values the plan knows: no path outside results/."""
+        axes = (*self.folder_axes, "policy_len")
+        return {axis: _alternatives(getattr(p.job, axis) for p in self.planned) for axis in axes}
+
+    def code(self, names) -> list[str]:
+        return [str(PACKAGE / name) for name in names if (PACKAGE / name).exists()]
+
+    # Rule functions -----------------------------------------------------------
+    def planned_job(self, wildcards) -> sweep.PlannedJob:
+        path = self.measure_pattern.format(**wildcards)
+        if path not in self.runnable:
+            raise ValueError(f"{path} is not a runnable configuration of this sweep's plan")
+        return self.runnable[path]
+
+    def measure_inputs(self, wildcards) -> dict:
+        planned = self.planned_job(wildcards)
+        return {
+            "reference": sweep.reference_path(planned.job, self.axes),
+            "backend": str(module_path(planned.job.backend)),
+            "harness": self.code(HARNESS),
+        }
+
+    def job_json(self, wildcards) -> str:
+        return json.dumps(self.planned_job(wildcards).job.to_dict(), sort_keys=True)
+
+    def reference_json(self, wildcards) -> str:
+        job = self.references[self.reference_pattern.format(**wildcards)]
+        return json.dumps(job.to_dict(), sort_keys=True)
+
+    def mem_mb(self, wildcards, attempt: int = 1) -> int:
+        """What a scheduler is asked for: the prediction with headroom, more on each retry."""
+        predicted = self.planned_job(wildcards).predicted_mb
+        return int(min(1.5 * predicted + 256, self.max_job_mb) * attempt)
+
+    def runtime(self, wildcards, attempt: int = 1) -> int:
+        """Minutes a scheduler is asked for, more on each retry."""
+        return sweep.predict_minutes(self.planned_job(wildcards).job) * attempt
+
+    @property
+    def max_job_mb(self) -> float:
+        return float(self.config["budget"]["max_job_mb"])
+
+    def mem_cap_mb(self, wildcards) -> float:
+        """The supervisor stops a job past the budget: one job cannot take the machine down."""
+        return self.max_job_mb
+
+    def config_json(self, wildcards=None) -> str:
+        return json.dumps(self.config, sort_keys=True)
+
+    def summary(self) -> str:
+        return sweep.summary(self.planned)

@@ -1,0 +1,25 @@
+# Config validation and the plan, made once at parse time. The patterns and the
+# input/params/resource functions live in memsweep.pipeline (tested with the package).
+import sys
+
+from snakemake.utils import min_version, validate
+
+from memsweep.config import ConfigError
+from memsweep.pipeline import HARNESS, REFERENCE_CODE, REPORT_CODE, Pipeline
+
+min_version("9.0")
+
+
+validate(config, "../schemas/config.schema.yaml")
+try:
+    PIPELINE = Pipeline(config)
+except ConfigError as error:
+    raise ValueError(f"memsweep: {error}") from None
+
+ENV = "../../environment.yml"
+MEASURE_OUTPUT = PIPELINE.measure_pattern
+REFERENCE_OUTPUT = PIPELINE.reference_pattern
+
+
+wildcard_constraints:
+    **PIPELINE.wildcard_constraints(),

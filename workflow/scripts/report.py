@@ -1,0 +1,12 @@
+"""Snakemake adapter: the hotspot report."""
+
+from memsweep import report
+from memsweep.logs import logged
+
+with logged(snakemake.log[0]):
+    report.write(
+        measurements=snakemake.input.measurements,
+        plan=snakemake.input.plan,
+        calibration=snakemake.input.calibration,
+        out_markdown=snakemake.output.markdown,
+    )
