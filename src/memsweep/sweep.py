@@ -72,7 +72,7 @@ def reference_path(job: Job, axes: tuple[str, ...]) -> str:
 
 
 def model_mb(job: Job) -> float:
-    """Bytes of one A + B + C + D in the job's storage and dtype (local noise: 5 entries a column)."""
+    """MB of one A + B + C + D in the job's storage and dtype (local noise: 5 entries a column)."""
     n, size = job.states, {"float64": 8, "float32": 4, "float16": 2}[job.dtype]
     a_nnz = n * n if job.noise_kind == "uniform" else 5 * n
     b_nnz = ACTIONS * 2 * n
