@@ -134,12 +134,13 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
     for key, reading in _growth(start, imported):
         record.add("import", "load", "resident_bytes" if key == "uss" else "traced_bytes", reading)
 
-    # Post-import baseline: the process peak is measured from here.
+    # Post-import baseline: the process peak is measured from here, across every window
+    # (each window resets the peaks; ``overall`` keeps the highest of them).
     baseline = imported
     baseline_rss = probes.rss().value
     if kernel.available:
-        kernel.reset()
-    heap.reset_peak()
+        kernel.restart()
+    heap.restart()
 
     on_phase("build")
     with probes.Window(kernel) as window:
@@ -164,6 +165,8 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
     for _key, reading in agent_growth:
         record.add("build", "agents", "per_agent_bytes", reading)
     record.common["layout"] = population.layout
+    for row in record.rows:  # rows recorded before the population existed hold it too
+        row["layout"] = population.layout
 
     step_seconds, history = [], []
     gc_monitor = probes.GcMonitor(counting=False)
@@ -224,7 +227,7 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
         )
 
     # Headline figures, before the agents are dropped.
-    peak = kernel.read()
+    peak = kernel.overall()
     peak_above = probes.Reading(
         max(peak.value - baseline_rss, 0.0), probes.VMHWM, status=peak.status, reason=peak.reason
     )
@@ -233,7 +236,7 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
         "summary",
         "all",
         "peak_bytes",
-        probes.Reading(heap.peak().value - baseline["traced"].value, probes.TRACEMALLOC),
+        probes.Reading(heap.overall_peak().value - baseline["traced"].value, probes.TRACEMALLOC),
     )
     for _key, reading in agent_growth:
         record.add("summary", "all", "agent_bytes", reading)

@@ -57,11 +57,24 @@ def rss() -> Reading:
     return Reading(float(_PROCESS.memory_info().rss), RSS)
 
 
+def _vmhwm() -> float | None:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return float(int(line.split()[1]) * 1024)
+    return None
+
+
 class KernelPeak:
-    """The kernel's peak RSS over a window (VmHWM after a clear_refs reset)."""
+    """The kernel's peak RSS over a window (VmHWM after a clear_refs reset).
+
+    A reset ends one window and starts the next; the peak of every window since
+    :meth:`restart` is kept, so :meth:`overall` is the peak across all of them.
+    """
 
     def __init__(self):
         self.reason = None
+        self._highest = 0.0
         try:
             self.reset()
         except OSError as error:
@@ -72,21 +85,40 @@ class KernelPeak:
         return self.reason is None
 
     def reset(self) -> None:
+        self._highest = max(self._highest, _vmhwm() or 0.0)
         with open("/proc/self/clear_refs", "w") as handle:
             handle.write("5")
 
+    def restart(self) -> None:
+        """Start a new window and forget the peaks before it (also for :meth:`overall`)."""
+        self.reset()
+        self._highest = 0.0
+
     def read(self) -> Reading:
+        """The peak since the last reset."""
         if not self.available:
             return Reading(float("nan"), VMHWM, status="unavailable", reason=self.reason)
-        with open("/proc/self/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return Reading(float(int(line.split()[1]) * 1024), VMHWM)
-        return Reading(float("nan"), VMHWM, status="unavailable", reason="no VmHWM line")
+        value = _vmhwm()
+        if value is None:
+            return Reading(float("nan"), VMHWM, status="unavailable", reason="no VmHWM line")
+        return Reading(value, VMHWM)
+
+    def overall(self) -> Reading:
+        """The peak since :meth:`restart` (or creation), across every reset in between."""
+        now = self.read()
+        if now.status != "ok":
+            return now
+        return Reading(max(now.value, self._highest), VMHWM)
 
 
 class Heap:
-    """tracemalloc: current and peak traced bytes, with a resettable peak."""
+    """tracemalloc: current and peak traced bytes, with a resettable peak.
+
+    As for :class:`KernelPeak`, :meth:`reset_peak` keeps the peak it discards, so
+    :meth:`overall_peak` is the peak since :meth:`restart` across every reset.
+    """
+
+    _highest = 0.0
 
     def start(self) -> Heap:
         if not tracemalloc.is_tracing():
@@ -101,9 +133,21 @@ class Heap:
     def peak() -> Reading:
         return Reading(float(tracemalloc.get_traced_memory()[1]), TRACEMALLOC)
 
-    @staticmethod
-    def reset_peak() -> None:
+    @classmethod
+    def reset_peak(cls) -> None:
+        cls._highest = max(cls._highest, float(tracemalloc.get_traced_memory()[1]))
         tracemalloc.reset_peak()
+
+    @classmethod
+    def restart(cls) -> None:
+        """Reset the peak and forget the peaks before now (also for :meth:`overall_peak`)."""
+        tracemalloc.reset_peak()
+        cls._highest = 0.0
+
+    @classmethod
+    def overall_peak(cls) -> Reading:
+        peak = max(cls._highest, float(tracemalloc.get_traced_memory()[1]))
+        return Reading(peak, TRACEMALLOC)
 
     @staticmethod
     def stop() -> None:

@@ -146,8 +146,12 @@ def write_measurements(table: pa.Table, path: str | os.PathLike) -> Path:
     table = table.drop_columns([key for key in parts if key in table.column_names])
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    pq.write_table(table, temporary)
-    os.replace(temporary, path)
+    try:
+        pq.write_table(table, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # a failed write leaves nothing behind
+        raise
     return path
 
 

@@ -40,13 +40,25 @@ def store(matrix, fmt: str, dtype: str, normalize: bool = False):
     kind = np.dtype(dtype)
     if fmt == "dense":
         dense = matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
-        dense = dense.astype(kind, copy=True)
+        # Always C order: a CSC matrix's toarray() is Fortran-ordered, and a backend that
+        # copies it (``.copy()`` is C order) would then sum in another order than one that
+        # shares it, so shared and private agents would not compute bit-identical beliefs.
+        dense = np.array(dense, dtype=kind, order="C", copy=True)
         if normalize:
-            dense /= dense.sum(axis=0, dtype=kind, keepdims=True)
+            sums = dense.sum(axis=0, dtype=kind, keepdims=True)
+            if (sums == 0).any():
+                raise ValueError("cannot normalise a matrix with an all-zero column")
+            dense /= sums
         return dense
     stored = sp.csc_array(matrix).astype(kind)
     stored.sum_duplicates()
     stored.eliminate_zeros()
+    # The narrowest index type that fits, whatever the input had: scipy keeps the int64
+    # indices of a matrix built from Python lists (as models.py builds them) but gives
+    # int32 to one converted from dense, so the same matrix would cost different bytes.
+    if max(*stored.shape, stored.nnz) <= np.iinfo(np.int32).max:
+        stored.indices = stored.indices.astype(np.int32)
+        stored.indptr = stored.indptr.astype(np.int32)
     if normalize:
         # In CSC each column's entries are contiguous: sum and scale them in place.
         counts = np.diff(stored.indptr)

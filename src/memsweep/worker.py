@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -17,7 +18,10 @@ from pathlib import Path
 def _phase_writer(path: str | None):
     def write(phase: str) -> None:
         if path:
-            Path(path).write_text(phase)
+            # Write then rename: the supervisor polls this file and must never read it empty.
+            temporary = Path(f"{path}.tmp")
+            temporary.write_text(phase)
+            os.replace(temporary, path)
 
     return write
 
