@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 ACTIONS = ("stay", "up", "down", "left", "right")
 _MOVES = {"stay": (0, 0), "up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
@@ -71,8 +70,10 @@ def _neighbour(grid: int, state: int, action: str) -> int:
     return state
 
 
-def observation_matrix(world: GridWorld) -> sp.csc_array | np.ndarray:
+def observation_matrix(world: GridWorld):
     """A as float64: sparse (CSC) for local noise, dense for uniform noise."""
+    import scipy.sparse as sp  # here, not at the top: planning a sweep needs no scipy
+
     n, noise = world.states, world.obs_noise
     if world.noise_kind == "uniform":
         return (1.0 - noise) * np.eye(n) + noise / n
@@ -90,8 +91,10 @@ def observation_matrix(world: GridWorld) -> sp.csc_array | np.ndarray:
     return sp.csc_array((vals, (rows, cols)), shape=(n, n))
 
 
-def transition_matrices(world: GridWorld) -> list[sp.csc_array]:
-    """B as one float64 CSC matrix per action, columns = the state moved from."""
+def transition_matrices(world: GridWorld) -> list:
+    """B as one float64 CSC matrix per action (scipy csc_array), columns = the state moved from."""
+    import scipy.sparse as sp
+
     n, p = world.states, world.move_success
     matrices = []
     for action in ACTIONS:
@@ -129,7 +132,7 @@ class Environment:
 
     def _observe(self) -> int:
         column = self._a[:, [self.state]]
-        column = column.toarray().ravel() if sp.issparse(column) else np.asarray(column).ravel()
+        column = column.toarray().ravel() if hasattr(column, "toarray") else column.ravel()
         cells = np.flatnonzero(column)
         return int(self.rng.choice(cells, p=column[cells] / column[cells].sum()))
 

@@ -10,11 +10,9 @@ buffer; for sparse the data, index and index-pointer arrays.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 FORMATS = ("dense", "csr", "csc", "coo")
 DTYPES = ("float64", "float32", "float16")
-_SCIPY_FORMAT = {"csr": sp.csr_array, "csc": sp.csc_array, "coo": sp.coo_array}
 
 
 class UnsupportedStorage(ValueError):
@@ -34,6 +32,8 @@ def unsupported_reason(fmt: str, dtype: str) -> str | None:
 
 def store(matrix, fmt: str, dtype: str, normalize: bool = False):
     """``matrix`` in ``fmt`` and ``dtype``; with ``normalize``, columns sum to 1 in ``dtype``."""
+    import scipy.sparse as sp  # here, not at the top: planning a sweep needs no scipy
+
     reason = unsupported_reason(fmt, dtype)
     if reason:
         raise UnsupportedStorage(reason)
@@ -66,12 +66,18 @@ def store(matrix, fmt: str, dtype: str, normalize: bool = False):
             raise ValueError("cannot normalise a matrix with an all-zero column")
         sums = np.add.reduceat(stored.data, stored.indptr[:-1])
         stored.data /= np.repeat(sums, counts)
-    return _SCIPY_FORMAT[fmt](stored)
+    return {"csr": sp.csr_array, "csc": sp.csc_array, "coo": sp.coo_array}[fmt](stored)
+
+
+def _is_sparse(matrix) -> bool:
+    return hasattr(matrix, "format") and hasattr(
+        matrix, "nnz"
+    )  # scipy sparse, without importing it
 
 
 def nbytes(matrix) -> int:
     """Exact bytes a matrix holds: buffer for dense; data + indices + pointers for sparse."""
-    if sp.issparse(matrix):
+    if _is_sparse(matrix):
         if matrix.format == "coo":
             return matrix.data.nbytes + sum(index.nbytes for index in matrix.coords)
         return matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes
@@ -81,14 +87,14 @@ def nbytes(matrix) -> int:
 def zero_fraction(matrix) -> float:
     """Fraction of the matrix's logical entries that are zero."""
     size = int(np.prod(matrix.shape))
-    if sp.issparse(matrix):
+    if _is_sparse(matrix):
         return 1.0 - np.count_nonzero(matrix.data) / size
     return 1.0 - np.count_nonzero(matrix) / size
 
 
 def sparse_limit_bytes(matrix, fmt: str = "csr", dtype: str = "float32") -> int:
     """The fewest bytes ``fmt`` can hold ``matrix`` in: nnz × (value + index) + pointers."""
-    nnz = matrix.nnz if sp.issparse(matrix) else int(np.count_nonzero(matrix))
+    nnz = matrix.nnz if _is_sparse(matrix) else int(np.count_nonzero(matrix))
     value, index = np.dtype(dtype).itemsize, np.dtype(np.int32).itemsize
     if fmt == "coo":
         return nnz * (value + 2 * index)
