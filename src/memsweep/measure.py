@@ -121,22 +121,24 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
     if reason:
         raise ValueError(f"unsupported configuration: {reason}")
 
-    heap = probes.Heap().start()
     kernel = probes.KernelPeak()
     on_phase("import")
     start = _levels()
-    with probes.Window(kernel) as window:
+    with probes.Window(kernel, traced=False) as window:
         backend.load()
     imported = _levels()
     layout = getattr(backend, "layout", None)
     record = Recorder({**job.columns(), **provenance(backend), "layout": layout})
     record.add("import", "load", "seconds", _seconds(window.seconds))
-    for key, reading in _growth(start, imported):
-        record.add("import", "load", "resident_bytes" if key == "uss" else "traced_bytes", reading)
+    # USS only: tracing the import would make it several times slower, and an import's
+    # cost is the process's, not the Python heap's.
+    import_growth = dict(_growth(start, imported))["uss"]
+    record.add("import", "load", "resident_bytes", import_growth)
+    heap = probes.Heap().start()
 
     # Post-import baseline: the process peak is measured from here, across every window
     # (each window resets the peaks; ``overall`` keeps the highest of them).
-    baseline = imported
+    baseline = _levels()
     baseline_rss = probes.rss().value
     if kernel.available:
         kernel.restart()
