@@ -16,14 +16,27 @@ def calibration():
 
 @pytest.mark.parametrize("size_mb", [8, 64, 256])
 def test_tracemalloc_within_one_percent(calibration, size_mb):
-    row = calibration[(calibration.probe == probes.TRACEMALLOC) & (calibration.requested_bytes == size_mb * 1_000_000)]
+    row = calibration[
+        (calibration.probe == probes.TRACEMALLOC)
+        & (calibration.requested_bytes == size_mb * 1_000_000)
+    ]
     assert len(row) == 1
     assert abs(row.error_fraction.item()) <= 0.01
 
 
 @pytest.mark.parametrize("size_mb", [8, 64, 256])
 def test_uss_within_five_percent(calibration, size_mb):
-    row = calibration[(calibration.probe == probes.USS) & (calibration.requested_bytes == size_mb * 1_000_000)]
+    row = calibration[
+        (calibration.probe == probes.USS) & (calibration.requested_bytes == size_mb * 1_000_000)
+    ]
+    assert abs(row.error_fraction.item()) <= 0.05
+
+
+@pytest.mark.parametrize("size_mb", [8, 64, 256])
+def test_rss_anon_within_five_percent(calibration, size_mb):
+    row = calibration[
+        (calibration.probe == probes.ANON) & (calibration.requested_bytes == size_mb * 1_000_000)
+    ]
     assert abs(row.error_fraction.item()) <= 0.05
 
 
@@ -70,5 +83,11 @@ def test_calibrate_command_writes_the_comparison(tmp_path):
     result = memsweep("calibrate", "--out", str(out), "--sizes-mb", "8", "64")
     table = pd.read_parquet(out)
     assert {"probe", "requested_bytes", "measured_bytes", "error_fraction"} <= set(table.columns)
-    assert set(table.probe) == {probes.TRACEMALLOC, probes.USS, probes.RSS, probes.VMHWM}
+    assert set(table.probe) == {
+        probes.TRACEMALLOC,
+        probes.USS,
+        probes.ANON,
+        probes.RSS,
+        probes.VMHWM,
+    }
     assert "error_pct" in result.stdout

@@ -34,7 +34,7 @@ from . import __version__, probes
 from . import precision as precision_metrics
 from .agents import StepInput, get
 from .reference import Reference
-from .schema import to_table
+from .schema import to_table_columns
 from .spec import Job
 
 PhaseHook = Callable[[str], None]
@@ -62,29 +62,61 @@ def provenance(backend) -> dict:
     }
 
 
+VALUE_COLUMNS = (
+    "phase",
+    "operation",
+    "metric",
+    "probe",
+    "value",
+    "unit",
+    "status",
+    "reason",
+    "repeat",
+    "step",
+)
+
+
 class Recorder:
-    """Collects rows that share the job's columns."""
+    """Collects measured values; the job's columns are added once, when the table is made.
+
+    Values are kept as small tuples, not one dict per row: the recorder lives in the
+    measured process, and its own memory must stay far below what it measures.
+    """
 
     def __init__(self, common: dict):
         self.common = common
-        self.rows: list[dict] = []
+        self.values: list[tuple] = []
 
     def add(self, phase, operation, metric, reading: probes.Reading, repeat=-1, step=-1):
-        self.rows.append(
-            {
-                **self.common,
-                "phase": phase,
-                "operation": operation,
-                "metric": metric,
-                "probe": reading.probe,
-                "value": float(reading.value),
-                "unit": reading.unit,
-                "status": reading.status,
-                "reason": reading.reason,
-                "repeat": repeat,
-                "step": step,
-            }
+        self.values.append(
+            (
+                phase,
+                operation,
+                metric,
+                reading.probe,
+                float(reading.value),
+                reading.unit,
+                reading.status,
+                reading.reason,
+                repeat,
+                step,
+            )
         )
+
+    def find(self, phase: str, metric: str) -> list[dict]:
+        return [
+            dict(zip(VALUE_COLUMNS, v, strict=True))
+            for v in self.values
+            if v[0] == phase and v[2] == metric
+        ]
+
+    def table(self):
+        columns = {
+            name: list(column)
+            for name, column in zip(VALUE_COLUMNS, zip(*self.values, strict=True), strict=True)
+        }
+        count = len(self.values)
+        return to_table_columns({**{k: [v] * count for k, v in self.common.items()}, **columns})
 
     def window(self, phase, operation, window: probes.Window, repeat=-1, step=-1, per=1):
         """The standard rows of one measured window (per ``per`` agents where that applies)."""
@@ -99,16 +131,23 @@ def _seconds(value: float) -> probes.Reading:
     return probes.Reading(value, probes.CLOCK, unit="s")
 
 
+# Levels read between windows: the Python heap (tracemalloc), the pages only this
+# process holds (USS), and its anonymous resident pages (RssAnon). USS also counts
+# library pages while no other process maps them, so it moves when other jobs start
+# or stop; RssAnon (heap, mmap'd arrays, XLA buffers) does not.
+LEVELS = ("traced", "uss", "anon")
+
+
 def _levels() -> dict[str, probes.Reading]:
     """Traced and unique bytes now, after a collection."""
     probes.settle()
-    return {"traced": probes.Heap.current(), "uss": probes.uss()}
+    return {"traced": probes.Heap.current(), "uss": probes.uss(), "anon": probes.rss_anon()}
 
 
 def _growth(before: dict, after: dict, per: int = 1) -> list[tuple[str, probes.Reading]]:
     return [
         (key, probes.Reading((after[key].value - before[key].value) / per, after[key].probe))
-        for key in ("traced", "uss")
+        for key in LEVELS
     ]
 
 
@@ -132,8 +171,9 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
     record.add("import", "load", "seconds", _seconds(window.seconds))
     # USS only: tracing the import would make it several times slower, and an import's
     # cost is the process's, not the Python heap's.
-    import_growth = dict(_growth(start, imported))["uss"]
-    record.add("import", "load", "resident_bytes", import_growth)
+    import_growth = dict(_growth(start, imported))
+    record.add("import", "load", "resident_bytes", import_growth["uss"])
+    record.add("import", "load", "anon_bytes", import_growth["anon"])
     heap = probes.Heap().start()
 
     # Post-import baseline: the process peak is measured from here, across every window
@@ -167,8 +207,6 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
     for _key, reading in agent_growth:
         record.add("build", "agents", "per_agent_bytes", reading)
     record.common["layout"] = population.layout
-    for row in record.rows:  # rows recorded before the population existed hold it too
-        row["layout"] = population.layout
 
     step_seconds, history = [], []
     gc_monitor = probes.GcMonitor(counting=False)
@@ -206,6 +244,7 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
                         "growth", "step", "traced_bytes", level["traced"], repeat, step_index
                     )
                     record.add("growth", "step", "resident_bytes", level["uss"], repeat, step_index)
+                    record.add("growth", "step", "anon_bytes", level["anon"], repeat, step_index)
     total_steps = job.steps * job.repeats
     for generation, count in enumerate(gc_monitor.collections):
         record.add(
@@ -252,7 +291,7 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
     held = _levels()
     del population, model
     released = _levels()
-    for key in ("traced", "uss"):
+    for key in LEVELS:
         above = held[key].value - baseline[key].value
         freed = held[key].value - released[key].value
         fraction = freed / above if above > 0 else float("nan")
@@ -268,13 +307,13 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
             "retained_bytes",
             probes.Reading(released[key].value - baseline[key].value, held[key].probe),
         )
-    return to_table(record.rows)
+    return record.table()
 
 
 def _growth_slopes(record: Recorder) -> None:
     """Bytes gained per 100 steps: least-squares slope of the first repeat's per-step levels."""
-    for metric in ("traced_bytes", "resident_bytes"):
-        rows = [r for r in record.rows if r["phase"] == "growth" and r["metric"] == metric]
+    for metric in ("traced_bytes", "resident_bytes", "anon_bytes"):
+        rows = record.find("growth", metric)
         if len(rows) < 3:
             continue
         steps = np.array([r["step"] for r in rows], dtype=float)

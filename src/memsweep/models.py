@@ -62,12 +62,16 @@ class GridWorld:
 
 
 def _neighbour(grid: int, state: int, action: str) -> int:
-    row, col = divmod(state, grid)
+    return int(_targets(grid, action)[state])
+
+
+def _targets(grid: int, action: str) -> np.ndarray:
+    """For every state, the state ``action`` leads to (itself where a wall is in the way)."""
+    row, col = np.divmod(np.arange(grid * grid), grid)
     d_row, d_col = _MOVES[action]
     row2, col2 = row + d_row, col + d_col
-    if 0 <= row2 < grid and 0 <= col2 < grid:
-        return row2 * grid + col2
-    return state
+    inside = (row2 >= 0) & (row2 < grid) & (col2 >= 0) & (col2 < grid)
+    return np.where(inside, row2 * grid + col2, row * grid + col)
 
 
 def observation_matrix(world: GridWorld):
@@ -77,17 +81,18 @@ def observation_matrix(world: GridWorld):
     n, noise = world.states, world.obs_noise
     if world.noise_kind == "uniform":
         return (1.0 - noise) * np.eye(n) + noise / n
-    rows, cols, vals = [], [], []
-    for s in range(n):
-        neighbours = sorted({_neighbour(world.grid, s, a) for a in ACTIONS[1:]} - {s})
-        rows.append(s)
-        cols.append(s)
-        vals.append(1.0 - noise if noise > 0 else 1.0)
-        if noise > 0:
-            for t in neighbours:
-                rows.append(t)
-                cols.append(s)
-                vals.append(noise / len(neighbours))
+    states = np.arange(n)
+    if noise == 0:
+        return sp.csc_array((np.ones(n), (states, states)), shape=(n, n))
+    # Vectorised on purpose: Python lists of N·5 floats would cost more memory than
+    # the sparse model itself, inside the measured build.
+    neighbours = np.stack([_targets(world.grid, a) for a in ACTIONS[1:]])  # (4, N)
+    real = neighbours != states
+    count = real.sum(axis=0)
+    rows = np.concatenate([states, neighbours[real]])
+    cols = np.concatenate([states, np.broadcast_to(states, neighbours.shape)[real]])
+    share = (noise / count)[np.nonzero(real)[1]]  # each neighbour's share of the noise
+    vals = np.concatenate([np.full(n, 1.0 - noise), share])
     return sp.csc_array((vals, (rows, cols)), shape=(n, n))
 
 
@@ -96,17 +101,14 @@ def transition_matrices(world: GridWorld) -> list:
     import scipy.sparse as sp
 
     n, p = world.states, world.move_success
+    states = np.arange(n)
     matrices = []
     for action in ACTIONS:
-        rows, cols, vals = [], [], []
-        for s in range(n):
-            target = _neighbour(world.grid, s, action)
-            if target == s:
-                rows.append(s), cols.append(s), vals.append(1.0)
-            else:
-                rows += [target, s]
-                cols += [s, s]
-                vals += [p, 1.0 - p]
+        target = _targets(world.grid, action)
+        moves = target != states
+        rows = np.concatenate([target[moves], states])
+        cols = np.concatenate([states[moves], states])
+        vals = np.concatenate([np.full(moves.sum(), p), np.where(moves, 1.0 - p, 1.0)])
         matrices.append(sp.csc_array((vals, (rows, cols)), shape=(n, n)))
     return matrices
 

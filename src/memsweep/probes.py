@@ -7,6 +7,9 @@ Which probe sees what:
 * ``psutil_uss``: pages only this process holds (from ``/proc/self/smaps``).
   Sees everything, JAX included; reads are a few ms on a large process.
 * ``psutil_rss``: resident pages, shared libraries included.
+* ``rss_anon``: anonymous resident pages (``RssAnon`` in ``/proc/self/status``):
+  heap, mmap'd arrays and XLA buffers, but no library pages, so unlike USS it
+  does not move when another process maps the same libraries.
 * ``vmhwm``: the kernel's peak RSS (``VmHWM``). Writing ``5`` to
   ``/proc/self/clear_refs`` resets it, so the peak of a window is visible even
   when a temporary is freed before anyone could sample it.
@@ -26,6 +29,7 @@ import psutil
 TRACEMALLOC = "tracemalloc"
 USS = "psutil_uss"
 RSS = "psutil_rss"
+ANON = "rss_anon"
 VMHWM = "vmhwm"
 GC = "gc_callbacks"
 CLOCK = "perf_counter"
@@ -51,6 +55,14 @@ def settle() -> None:
 
 def uss() -> Reading:
     return Reading(float(_PROCESS.memory_full_info().uss), USS)
+
+
+def rss_anon() -> Reading:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("RssAnon:"):
+                return Reading(float(int(line.split()[1]) * 1024), ANON)
+    return Reading(float("nan"), ANON, status="unavailable", reason="no RssAnon line")
 
 
 def rss() -> Reading:
@@ -233,12 +245,14 @@ def calibrate(sizes_mb=(8, 64, 256)) -> list[dict]:
         requested = size_mb * 1_000_000
         settle()
         traced0, uss0, rss0 = heap.current().value, uss().value, rss().value
+        anon0 = rss_anon().value
         if kernel.available:
             kernel.reset()
         block = np.ones(requested // 8)  # np.ones writes every page: all of it is resident
         measured = {
             TRACEMALLOC: heap.current().value - traced0,
             USS: uss().value - uss0,
+            ANON: rss_anon().value - anon0,
             RSS: rss().value - rss0,
             VMHWM: kernel.read().value - rss0,
         }

@@ -102,11 +102,18 @@ def hive_parts(path: str | os.PathLike) -> dict[str, str]:
 def to_table(rows: Iterable[Mapping]) -> pa.Table:
     """Rows (dicts) -> a table in the canonical schema; missing columns become null."""
     rows = list(rows)
-    columns = {name: [row.get(name) for row in rows] for name in COLUMNS}
-    unknown = {key for row in rows for key in row} - set(COLUMNS)
+    names = {key for row in rows for key in row}
+    return to_table_columns({name: [row.get(name) for row in rows] for name in names})
+
+
+def to_table_columns(columns: Mapping[str, list]) -> pa.Table:
+    """Columns (name -> equal-length lists) -> a table in the canonical schema."""
+    unknown = set(columns) - set(COLUMNS)
     if unknown:
         raise SchemaError(f"unknown measurement columns: {sorted(unknown)}")
-    return pa.table(columns, schema=MEASUREMENT_SCHEMA)
+    count = len(next(iter(columns.values()), []))
+    arrays = {name: columns.get(name, [None] * count) for name in COLUMNS}
+    return pa.table(arrays, schema=MEASUREMENT_SCHEMA)
 
 
 def validate(table: pa.Table, origin: str = "table") -> pa.Table:
