@@ -8,6 +8,9 @@ a sweep imports nothing heavy (no PyMDP, JAX, scipy or pandas).
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
 import json
 import re
 from pathlib import Path
@@ -34,6 +37,14 @@ HARNESS = (
 # rerun that backend's jobs only (a PyMDP upgrade changes the pinned version instead).
 REFERENCE_CODE = ("reference.py", "models.py")
 REPORT_CODE = ("report.py", "hotspots.py", "figures.py", "claims.py", "html.py")
+
+
+@functools.cache
+def _digest(paths: tuple[str, ...]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.encode() + b"\0" + Path(path).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _alternatives(values) -> str:
@@ -90,37 +101,65 @@ class Pipeline:
             raise ValueError(f"{path} is not a runnable configuration of this sweep's plan")
         return self.runnable[path]
 
-    def measure_inputs(self, wildcards) -> dict:
-        planned = self.planned_job(wildcards)
-        return {
-            "reference": sweep.reference_path(planned.job, self.axes),
-            "backend": str(module_path(planned.job.backend)),
-            "harness": self.code(HARNESS),
-        }
+    def model_settings(self) -> str:
+        """The settings of every job that are not in its path, as ``key=value;…``.
 
-    def job_json(self, wildcards) -> str:
-        return json.dumps(self.planned_job(wildcards).job.to_dict(), sort_keys=True)
+        A plain string (no braces: Snakemake formats params strings with the wildcards),
+        the same for every job: a changed model setting changes it, so every job that
+        uses the setting reruns. A measure job is its wildcards plus these settings.
+        """
+        fixed = {k: v for k, v in self.config["model"].items() if k not in self.axes}
+        return ";".join(f"{key}={value}" for key, value in sorted(fixed.items()))
+
+    def rule_functions(self) -> dict:
+        """Plain functions for the measure rule's input, params and resources.
+
+        Plain functions, not bound methods: Snakemake inspects the signature of each one
+        for every job, and that is twice as slow for a method; with thousands of jobs it
+        shows in every dry run.
+        """
+        planned_job, max_job_mb = self.planned_job, self.max_job_mb
+
+        harness = tuple(self.code(HARNESS))
+
+        def code_version(wildcards):
+            # A digest of the harness and the job's backend module, as a params value rather
+            # than eleven input files per job: an edit to agents/lean.py changes the lean
+            # jobs' params only, so only they rerun, and parsing stays fast.
+            return _digest((*harness, str(module_path(wildcards.backend))))
+
+        def mem_mb(wildcards, attempt):
+            # What a scheduler is asked for: the prediction with headroom, more on a retry.
+            predicted = planned_job(wildcards).predicted_mb
+            return int(min(1.5 * predicted + 256, max_job_mb) * attempt)
+
+        def runtime(wildcards, attempt):
+            return sweep.predict_minutes(planned_job(wildcards).job) * attempt
+
+        def measure(wildcards, params, input, output, log):
+            # The job is its path's wildcards plus the model settings shared by every job;
+            # it runs in a child process of its own, its output going to the job's log.
+            from .spec import Job
+            from .supervisor import measure_job
+
+            settings = dict(pair.split("=", 1) for pair in params.model.split(";") if pair)
+            job = Job.from_dict({**settings, **dict(wildcards.items())})
+            measure_job(job, output[0], input.reference, params.mem_cap_mb, log=log[0])
+
+        functions = {"code_version": code_version, "mem_mb": mem_mb, "runtime": runtime}
+        for function in functions.values():
+            # Snakemake asks inspect.signature() about every function for every job; a
+            # precomputed __signature__ is its fast path.
+            function.__signature__ = inspect.signature(function)
+        return {**functions, "measure": measure}
 
     def reference_json(self, wildcards) -> str:
         job = self.references[self.reference_pattern.format(**wildcards)]
         return json.dumps(job.to_dict(), sort_keys=True)
 
-    def mem_mb(self, wildcards, attempt: int = 1) -> int:
-        """What a scheduler is asked for: the prediction with headroom, more on each retry."""
-        predicted = self.planned_job(wildcards).predicted_mb
-        return int(min(1.5 * predicted + 256, self.max_job_mb) * attempt)
-
-    def runtime(self, wildcards, attempt: int = 1) -> int:
-        """Minutes a scheduler is asked for, more on each retry."""
-        return sweep.predict_minutes(self.planned_job(wildcards).job) * attempt
-
     @property
     def max_job_mb(self) -> float:
         return float(self.config["budget"]["max_job_mb"])
-
-    def mem_cap_mb(self, wildcards) -> float:
-        """The supervisor stops a job past the budget: one job cannot take the machine down."""
-        return self.max_job_mb
 
     def config_json(self, wildcards=None) -> str:
         return json.dumps(self.config, sort_keys=True)

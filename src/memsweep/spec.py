@@ -65,21 +65,16 @@ class Job:
 
     @classmethod
     def from_dict(cls, data: dict) -> Job:
-        known = {f.name: f.type for f in fields(cls)}
-        unknown = set(data) - set(known)
+        """A job from settings that may arrive as strings (command line, Snakemake wildcards)."""
+        unknown = set(data) - set(_CASTS)
         if unknown:
-            raise ValueError(f"unknown job settings: {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**{key: _coerce(cls, key, value) for key, value in data.items()})
+            raise ValueError(f"unknown job settings: {sorted(unknown)}; known: {sorted(_CASTS)}")
+        return cls(**{key: _CASTS[key](value) for key, value in data.items()})
 
     def columns(self) -> dict:
         """The configuration columns of every measurement row of this job."""
         return {**self.to_dict(), "config_id": self.config_id, "states": self.states}
 
 
-_CASTS = {"int": int, "float": float, "str": str}
-
-
-def _coerce(cls, key, value):
-    """Settings arrive as strings from the command line and from Snakemake wildcards."""
-    declared = {f.name: f.type for f in fields(cls)}[key]
-    return _CASTS[declared](value)
+# setting -> the type its value is cast to (annotations are strings under __future__).
+_CASTS = {f.name: {"int": int, "float": float, "str": str}[f.type] for f in fields(Job)}

@@ -62,8 +62,32 @@ def _reason_from_exit(code: int, error_file: Path, log_file: Path) -> str:
     return f"exited with code {code}" + (": " + " | ".join(tail) if tail else "")
 
 
-def run_child(args: list[str], mem_cap_mb: float | None = None, echo: bool = True) -> Outcome:
-    """Run ``python -m memsweep.worker ARGS`` and watch it."""
+def _describe(outcome: Outcome) -> str:
+    status = "ok" if outcome.ok else f"FAILED: {outcome.reason}"
+    return (
+        f"{status} ({outcome.seconds:.1f} s, child peak RSS {outcome.peak_rss_bytes / 1e6:.0f} MB)"
+    )
+
+
+def run_child(
+    args: list[str], mem_cap_mb: float | None = None, log: str | Path | None = None
+) -> Outcome:
+    """Run ``python -m memsweep.worker ARGS`` and watch it.
+
+    The child's output goes to ``log`` (with a closing line saying how it ended), or to
+    this process's stderr when no log is given.
+    """
+    outcome, output = _watch(args, mem_cap_mb)
+    output += f"memsweep supervisor: {_describe(outcome)}\n"
+    if log is None:
+        sys.stderr.write(output)
+    else:
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        Path(log).write_text(output)
+    return outcome
+
+
+def _watch(args: list[str], mem_cap_mb: float | None) -> tuple[Outcome, str]:
     with tempfile.TemporaryDirectory(prefix="memsweep-") as scratch:
         scratch = Path(scratch)
         phase_file, error_file, log_file = (
@@ -94,18 +118,17 @@ def run_child(args: list[str], mem_cap_mb: float | None = None, echo: bool = Tru
                 time.sleep(POLL_SECONDS)
         seconds = time.perf_counter() - started
         phase = phase_file.read_text() if phase_file.exists() else None
-        if echo and log_file.exists():
-            sys.stderr.write(log_file.read_text(errors="replace"))
+        output = log_file.read_text(errors="replace")
         if over_cap is not None:
             reason = (
                 f"exceeded memory cap of {mem_cap_mb:g} MB at phase {over_cap} "
                 f"(resident {peak / 1e6:.0f} MB when stopped)"
             )
-            return Outcome(False, reason, over_cap, peak, seconds)
+            return Outcome(False, reason, over_cap, peak, seconds), output
         if child.returncode != 0:
             reason = _reason_from_exit(child.returncode, error_file, log_file)
-            return Outcome(False, reason, phase, peak, seconds)
-        return Outcome(True, None, phase, peak, seconds)
+            return Outcome(False, reason, phase, peak, seconds), output
+        return Outcome(True, None, phase, peak, seconds), output
 
 
 def failed_record(job: Job, outcome: Outcome, out: str | Path) -> Path:
@@ -135,22 +158,27 @@ def _remove_partial(out: Path) -> None:
 
 
 def measure_job(
-    job: Job, out: str | Path, reference: str | Path, mem_cap_mb: float | None = None
+    job: Job,
+    out: str | Path,
+    reference: str | Path,
+    mem_cap_mb: float | None = None,
+    log: str | Path | None = None,
 ) -> Outcome:
     """Measure ``job`` in its own process into ``out``; a failure becomes a failed record."""
     out = Path(out)
     args = ["measure", "--job", json.dumps(job.to_dict()), "--reference", str(reference)]
-    outcome = run_child([*args, "--out", str(out)], mem_cap_mb)
+    outcome = run_child([*args, "--out", str(out)], mem_cap_mb, log)
     _remove_partial(out)
     if not outcome.ok:
         failed_record(job, outcome, out)
     return outcome
 
 
-def make_reference_file(job: Job, out: str | Path) -> Outcome:
+def make_reference_file(job: Job, out: str | Path, log: str | Path | None = None) -> Outcome:
     """The reference trace for ``job``'s world and planning depth, in its own process."""
     out = Path(out)
-    outcome = run_child(["reference", "--job", json.dumps(job.to_dict()), "--out", str(out)])
+    args = ["reference", "--job", json.dumps(job.to_dict()), "--out", str(out)]
+    outcome = run_child(args, log=log)
     _remove_partial(out)
     if not outcome.ok:
         raise RuntimeError(f"reference run failed: {outcome.reason}")

@@ -19,6 +19,7 @@ except ConfigError as error:
 ENV = "../../environment.yml"
 MEASURE_OUTPUT = PIPELINE.measure_pattern
 REFERENCE_OUTPUT = PIPELINE.reference_pattern
+MEASURE = PIPELINE.rule_functions()
 
 
 wildcard_constraints:

@@ -6,6 +6,7 @@ Modules are imported on first use only; each keeps its heavy imports inside
 
 from __future__ import annotations
 
+import functools
 import importlib
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def module_path(name: str) -> Path:
     return Path(__file__).with_name(MODULES[name] + ".py")
 
 
+@functools.cache
 def get(name: str) -> Backend:
     """The backend named ``name``; a backend whose module is missing raises UnknownBackend."""
     path = module_path(name)
