@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 COPIED = ("Snakefile", "workflow", "profiles", "config", "environment.yml")
 
-BARE = '''
+BARE = """
 import json
 PATHS = json.load(open("paths.json"))
 WILDCARDS = json.load(open("wildcards.json"))
@@ -47,7 +47,7 @@ rule measure:
         PATTERN,
     shell:
         "touch {output}"
-'''
+"""
 
 
 def timed(command: list[str], cwd: Path, repeats: int) -> float:
@@ -103,7 +103,9 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as workdir:
             copy_workflow(ROOT / "config" / "config.yaml", Path(workdir))
             start = time.perf_counter()
-            subprocess.run([SNAKEMAKE, "--cores", "2"], cwd=workdir, check=True, capture_output=True)
+            subprocess.run(
+                [SNAKEMAKE, "--cores", "2"], cwd=workdir, check=True, capture_output=True
+            )
             wall = time.perf_counter() - start
         print(f"default sweep, 2 cores     : {wall:6.1f} s wall (goal <= 300 s)")
     return 0
