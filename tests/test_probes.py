@@ -63,6 +63,15 @@ def test_window_traced_peak_and_growth():
     assert window.traced_growth.value == pytest.approx(1e6, rel=0.01)
 
 
+def test_an_empty_window_measures_next_to_nothing():
+    # The harness's own reads of /proc must fall outside the traced window.
+    probes.Heap().start()
+    with probes.Window(probes.KernelPeak()) as window:
+        pass
+    assert window.traced_peak.value < 1024
+    assert window.traced_growth.value < 1024
+
+
 def test_gc_monitor_counts_only_while_counting():
     import gc
 

@@ -210,24 +210,27 @@ class Window:
         self.traced = traced and tracemalloc.is_tracing()
 
     def __enter__(self) -> Window:
-        if self.traced:
-            Heap.reset_peak()
-            self._traced_start = Heap.current().value
+        # Order matters: reading /proc allocates (file buffers, psutil objects), so the
+        # process probes go first and the traced window opens last, closing first.
         self._rss_start = rss().value
         if self.kernel.available:
             self.kernel.reset()
+        if self.traced:
+            Heap.reset_peak()
+            self._traced_start = tracemalloc.get_traced_memory()[0]
         self._clock = time.perf_counter()
         return self
 
     def __exit__(self, *exc) -> None:
         self.seconds = time.perf_counter() - self._clock
+        if self.traced:
+            current, peak = tracemalloc.get_traced_memory()
+            self.traced_peak = Reading(float(peak - self._traced_start), TRACEMALLOC)
+            self.traced_growth = Reading(float(current - self._traced_start), TRACEMALLOC)
         peak = self.kernel.read()
         self.kernel_peak = Reading(
             max(peak.value - self._rss_start, 0.0), VMHWM, status=peak.status, reason=peak.reason
         )
-        if self.traced:
-            self.traced_peak = Reading(Heap.peak().value - self._traced_start, TRACEMALLOC)
-            self.traced_growth = Reading(Heap.current().value - self._traced_start, TRACEMALLOC)
 
 
 def calibrate(sizes_mb=(8, 64, 256)) -> list[dict]:
