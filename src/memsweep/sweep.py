@@ -89,16 +89,20 @@ def predict_mb(job: Job) -> float:
     """Predicted peak resident memory of the job's process (MB).
 
     import cost + the model (once, plus a copy per agent when private) + per-agent
-    beliefs over policies + the largest per-call temporary (dense backends build
-    N×N temporaries; ``lean`` only vectors).
+    beliefs over policies + the largest per-call temporary. Each term follows a
+    measurement: PyMDP's JAX agent holds a copy of the model per batch row in both
+    layouts and its jitted step keeps one B slice per policy and agent as scratch;
+    the numpy agents build N×N temporaries; ``lean`` only vectors.
     """
     n, policies = job.states, ACTIONS**job.policy_len
+    size = {"float64": 8, "float32": 4, "float16": 2}[job.dtype]
     model = model_mb(job)
     copies = 1 + (job.agents if job.sharing == "private" else 0)
-    if job.backend == "pymdp-jax" and job.sharing == "shared":
-        copies = 2  # the agent keeps its own device copy of the model
     beliefs = job.agents * (policies * (job.policy_len + 1) + 4) * n * 8 / 1e6
     temporaries = 2 * model if job.storage == "dense" else 0.0
+    if job.backend == "pymdp-jax":
+        copies = 1 + job.agents
+        temporaries = job.agents * policies * n * n * max(size, 4) / 1e6
     return IMPORT_MB.get(job.backend, 300.0) + copies * model + beliefs + temporaries
 
 
