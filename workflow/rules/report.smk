@@ -11,14 +11,29 @@ rule calibrate:
         "../scripts/calibrate.py"
 
 
+# The figures are one folder: their names live in memsweep.figures, which the parser
+# does not import (it pulls in pandas and matplotlib). Snakemake's own report picks
+# every PNG in it, captioned by workflow/report/figures.rst.
 rule report:
     input:
         measurements="results/measurements.parquet",
         plan="results/sweep/plan.parquet",
         calibration="results/calibration.parquet",
-        code=PIPELINE.code(REPORT_CODE),
+        code=PIPELINE.code([*REPORT_CODE, "data/seed_claims.yaml"]),
     output:
         markdown="results/report/hotspots.md",
+        html=report(
+            "results/report/hotspots.html",
+            caption="../report/hotspots.rst",
+            category="Hotspot report",
+        ),
+        figures=report(
+            directory("results/report/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+            labels={"figure": "{name}"},
+        ),
     log:
         "results/logs/report.log",
     localrule: True

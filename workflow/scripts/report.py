@@ -1,4 +1,4 @@
-"""Snakemake adapter: the hotspot report."""
+"""Snakemake adapter: the hotspot report (Markdown, HTML, figures)."""
 
 from memsweep import report
 from memsweep.logs import logged
@@ -9,4 +9,6 @@ with logged(snakemake.log[0]):
         plan=snakemake.input.plan,
         calibration=snakemake.input.calibration,
         out_markdown=snakemake.output.markdown,
+        out_html=snakemake.output.html,
+        figure_dir=snakemake.output.figures,
     )

@@ -1,0 +1,260 @@
+"""The seed study's claims beside our closest comparable figure, each with a verdict.
+
+The claims, the figure of ours each compares with and the tolerance rule live in
+``data/seed_claims.yaml``; this module only selects rows, computes and judges.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from . import hotspots
+from .hotspots import config_label
+
+CONFIRMED, REFUTED, NOT_COMPARABLE = "confirmed", "refuted", "not comparable"
+VERDICTS = (CONFIRMED, REFUTED, NOT_COMPARABLE)
+
+
+def load(path=None) -> list[dict]:
+    """The claims file (the package's own unless ``path`` is given)."""
+    if path is None:
+        text = resources.files("memsweep").joinpath("data/seed_claims.yaml").read_text()
+    else:
+        text = Path(path).read_text()
+    return yaml.safe_load(text)["claims"]
+
+
+@dataclass
+class Row:
+    """One comparison: a claim, our figure, the verdict and why."""
+
+    claim: str
+    text: str
+    claimed: str
+    ours: float | None
+    unit: str
+    probe: str
+    quantity: str
+    config_id: str | None
+    configuration: str
+    spread: str
+    rule: str
+    verdict: str
+    why: str
+
+
+def _where(table: pd.DataFrame, where: dict) -> pd.DataFrame:
+    mask = np.ones(len(table), bool)
+    for column, wanted in (where or {}).items():
+        values = wanted if isinstance(wanted, list) else [wanted]
+        mask &= table[column].isin(values).to_numpy()
+    return table[mask]
+
+
+def _distance(row: pd.Series, closest: dict) -> float:
+    total = 0.0
+    for column, target in (closest or {}).items():
+        value = row[column]
+        if isinstance(target, int | float) and not isinstance(target, bool):
+            total += abs(math.log(float(value)) - math.log(float(target)))
+        else:
+            total += 0.0 if str(value) == str(target) else 1.0
+    return total
+
+
+def _nearest(table: pd.DataFrame, closest: dict) -> pd.Series:
+    distances = table.apply(lambda row: _distance(row, closest), axis=1)
+    # Ties go to the configuration with more agents and states: the larger measurement.
+    order = pd.DataFrame({"d": distances, "a": -table.agents, "n": -table.states})
+    return table.loc[order.sort_values(["d", "a", "n"], kind="stable").index[0]]
+
+
+def _missing(frame: pd.DataFrame, where: dict) -> str:
+    """Why nothing qualifies: the first ``where`` value our configurations never had."""
+    for column, wanted in (where or {}).items():
+        values = wanted if isinstance(wanted, list) else [wanted]
+        have = sorted(frame[column].dropna().unique().tolist()) if column in frame else []
+        if not set(map(str, values)) & set(map(str, have)):
+            return f"no measured configuration has {column}={wanted} (measured: {have})"
+    return "no measured configuration matches all of " + ", ".join(
+        f"{k}={v}" for k, v in (where or {}).items()
+    )
+
+
+def _judge(ours: float, claimed: float | None, rule: dict) -> tuple[str, str]:
+    if "relative" in rule:
+        gap = abs(ours - claimed) / abs(claimed)
+        ok = gap <= rule["relative"]
+        ratio = ours / claimed if claimed else math.inf
+        side = "within" if ok else "outside"
+        return ok, f"ours is ×{ratio:.3g} the claim ({side} ±{rule['relative']:.0%})"
+    if "absolute" in rule:
+        gap = abs(ours - claimed)
+        ok = gap <= rule["absolute"]
+        return ok, f"|difference| {gap:.3g} ({'within' if ok else 'outside'} ±{rule['absolute']:g})"
+    if "below" in rule:
+        ok = ours < claimed
+        return ok, f"ours is {'below' if ok else 'not below'} {claimed:g}"
+    if "at_most" in rule:
+        ok = ours <= rule["at_most"]
+        return ok, f"ours {'≤' if ok else '>'} {rule['at_most']:g}"
+    if "at_least" in rule:
+        ok = ours >= rule["at_least"]
+        return ok, f"ours {'≥' if ok else '<'} {rule['at_least']:g}"
+    raise ValueError(f"unknown rule {rule}")
+
+
+def _rule_text(rule: dict) -> str:
+    key, value = next(iter(rule.items()))
+    return {
+        "relative": f"within ±{value:.0%}",
+        "absolute": f"within ±{value:g}",
+        "below": "ours below the claim",
+        "at_most": f"ours ≤ {value:g}",
+        "at_least": f"ours ≥ {value:g}",
+    }[key]
+
+
+def _figures(tables: hotspots.Tables, compare: dict, probe: str) -> pd.DataFrame:
+    """Per configuration: our figure for one comparison (before the claim's ``scale``)."""
+    sel = hotspots.selector(**{"operation": None, **compare["select"], "probe": probe})
+    table = tables.per_config(sel)
+    if compare["kind"] == "ratio":
+        denominator = tables.per_config(compare["denominator"])[["config_id", "value"]]
+        table = table.merge(denominator, on="config_id", suffixes=("", "_den"))
+        table = table.assign(
+            value=table.value / (table.value_den * compare.get("denominator_scale", 1))
+        )
+    return table[table.value.notna()]
+
+
+def _compare(tables: hotspots.Tables, claim: dict, compare: dict, probe: str) -> Row:
+    kind, scale = compare["kind"], compare.get("scale", 1.0)
+    as_fraction = compare.get("as") == "fraction"
+    unit = "fraction" if as_fraction else claim["unit"]
+    select = compare["select"]
+    quantity = (
+        f"{kind}: "
+        + " ".join(f"{k}={v}" for k, v in select.items())
+        + (f" [{probe}]" if probe else "")
+        + (f", {next(iter(compare['change']))} {' → '.join(next(iter(compare['change'].values())))}"
+           if kind == "saving" else "")
+        + (f", per extra {compare['axis'][:-1]}" if kind == "marginal" else "")
+    )  # fmt: skip
+    claimed = claim.get("value")
+    base = Row(
+        claim=claim["id"],
+        text=claim["text"],
+        claimed="—" if claimed is None else f"{claimed:g} {claim['unit']}",
+        ours=None,
+        unit=unit,
+        probe=probe,
+        quantity=quantity,
+        config_id=None,
+        configuration="—",
+        spread="—",
+        rule=_rule_text(compare["rule"]),
+        verdict=NOT_COMPARABLE,
+        why="",
+    )
+    table = _figures(tables, compare, probe)
+    if table.empty:
+        base.why = f"no ok rows for {quantity}"
+        return base
+    where = dict(compare.get("where") or {})
+    if kind == "saving":
+        axis, (old, new) = next(iter(compare["change"].items()))
+        where[axis] = old
+    qualifying = _where(table, where)
+    if qualifying.empty:
+        base.why = _missing(table, where)
+        return base
+    values = _values(qualifying, table, compare)
+    if values.empty:
+        if kind == "saving":
+            base.why = _missing(table, {axis: new})
+            if not base.why.startswith("no measured configuration has"):
+                base.why = f"no qualifying configuration has its {axis}={new} twin measured"
+        else:
+            base.why = f"no qualifying configuration has two values of {compare.get('axis')}"
+        return base
+    values = values.assign(value=values.value * scale)
+    chosen = _nearest(values, compare.get("closest"))
+    ours = float(chosen.value)
+    base.ours, base.config_id = ours, chosen.config_id
+    base.configuration = config_label(chosen) + chosen.get("detail", "")
+    if len(values) > 1:
+        base.spread = f"{values.value.min():.3g} – {values.value.max():.3g} over {len(values)}"
+    # The claim's setting we assumed (``closest``) must be met where ``exact`` says so:
+    # a figure that scales with the grid says nothing about another grid.
+    for column in compare.get("exact", []):
+        target = compare["closest"][column]
+        if str(chosen[column]) != str(target):
+            base.verdict = NOT_COMPARABLE
+            base.why = (
+                f"the claim is for {column}={target}; the closest measured has "
+                f"{column}={chosen[column]}"
+            )
+            return base
+    ok, why = _judge(ours, claimed, compare["rule"])
+    base.verdict = CONFIRMED if ok else REFUTED
+    base.why = why
+    return base
+
+
+def _values(qualifying: pd.DataFrame, table: pd.DataFrame, compare: dict) -> pd.DataFrame:
+    """The compared figure per qualifying configuration, for each kind of comparison."""
+    kind = compare["kind"]
+    if kind in ("value", "ratio"):
+        return qualifying
+    if kind == "saving":
+        axis, (old, new) = next(iter(compare["change"].items()))
+        out = []
+        for _, row in qualifying.iterrows():
+            near = hotspots.slice_of(table, row, (axis,))
+            variant = near[near[axis] == new]
+            if variant.empty:
+                continue
+            saved = row.value - variant.value.iloc[0]
+            if compare.get("as") == "fraction":
+                saved = saved / row.value
+            detail = f" vs {variant.config_id.iloc[0]}"
+            out.append({**row.to_dict(), "value": saved, "detail": detail})
+        return pd.DataFrame(out)
+    if kind == "marginal":
+        axis = compare["axis"]
+        out, seen = [], set()
+        for _, row in qualifying.iterrows():
+            near = hotspots.slice_of(table, row, (axis,))
+            key = tuple(sorted(near.config_id))
+            if near[axis].nunique() < 2 or key in seen:
+                continue
+            seen.add(key)
+            slope = np.polyfit(near[axis].astype(float), near.value.astype(float), 1)[0]
+            top = near.loc[near[axis].idxmax()]
+            detail = f" (slope over {axis} {sorted(near[axis].unique().tolist())})"
+            out.append({**top.to_dict(), "value": slope, "detail": detail})
+        return pd.DataFrame(out)
+    raise ValueError(f"unknown comparison kind {kind!r}")
+
+
+def evaluate(frame: pd.DataFrame, claims: list[dict] | None = None) -> list[Row]:
+    """One row per claim, comparison and probe."""
+    tables = hotspots.Tables(frame)
+    out = []
+    for claim in claims if claims is not None else load():
+        for compare in claim["compare"]:
+            for probe in compare["probes"]:
+                out.append(_compare(tables, claim, compare, probe))
+    return out
+
+
+def table(rows: list[Row]) -> pd.DataFrame:
+    return pd.DataFrame([vars(r) for r in rows])
