@@ -36,6 +36,9 @@ HARNESS = (
 # pymdp-numpy adapter is left out on purpose: an edit to one backend's module must
 # rerun that backend's jobs only (a PyMDP upgrade changes the pinned version instead).
 REFERENCE_CODE = ("reference.py", "models.py")
+# Resident memory of the Snakemake processes that run a job on a cluster node, beside
+# the measured process itself (see docs/cluster.md).
+SNAKEMAKE_OVERHEAD_MB = 512
 REPORT_CODE = ("report.py", "hotspots.py", "figures.py", "claims.py", "html.py")
 
 
@@ -129,9 +132,12 @@ class Pipeline:
             return _digest((*harness, str(module_path(wildcards.backend))))
 
         def mem_mb(wildcards, attempt):
-            # What a scheduler is asked for: the prediction with headroom, more on a retry.
+            # What a scheduler is asked for: the prediction with headroom, plus what the
+            # job's own Snakemake processes hold (measured on SLURM: ~114 MB for the job
+            # script, ~200 MB more per step), more on a retry.
             predicted = planned_job(wildcards).predicted_mb
-            return int(min(1.5 * predicted + 256, max_job_mb) * attempt)
+            measured = min(1.5 * predicted + 256, max_job_mb)
+            return int((measured + SNAKEMAKE_OVERHEAD_MB) * attempt)
 
         def runtime(wildcards, attempt):
             return sweep.predict_minutes(planned_job(wildcards).job) * attempt
