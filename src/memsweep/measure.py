@@ -207,6 +207,7 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
     for _key, reading in agent_growth:
         record.add("build", "agents", "per_agent_bytes", reading)
     record.common["layout"] = population.layout
+    _device_rows(record, population, "build", "agents")
 
     step_seconds, history = [], []
     gc_monitor = probes.GcMonitor(counting=False)
@@ -290,6 +291,8 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
     if step_seconds:
         record.add("summary", "all", "step_seconds", _seconds(statistics.median(step_seconds)))
 
+    _device_rows(record, population, "summary", "all")
+
     on_phase("cleanup")
     held = _levels()
     del population, model
@@ -311,6 +314,14 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
             probes.Reading(released[key].value - baseline[key].value, held[key].probe),
         )
     return record.table()
+
+
+def _device_rows(record: Recorder, population, phase: str, operation: str) -> None:
+    """An accelerator's memory counters, where the backend has a device that keeps them."""
+    reader = getattr(population, "device_memory", None)
+    counters = reader() if reader else None
+    for name, value in (counters or {}).items():
+        record.add(phase, operation, f"device_{name}", probes.Reading(value, probes.DEVICE))
 
 
 def _growth_slopes(record: Recorder) -> None:

@@ -13,6 +13,9 @@ Which probe sees what:
 * ``vmhwm``: the kernel's peak RSS (``VmHWM``). Writing ``5`` to
   ``/proc/self/clear_refs`` resets it, so the peak of a window is visible even
   when a temporary is freed before anyone could sample it.
+* ``jax_memory_stats``: an accelerator's own allocator counters (bytes in use, peak),
+  read through ``jax.Device.memory_stats()``; only on a GPU/TPU, which process probes
+  cannot see.
 * ``gc_callbacks``: collections per generation and their pause time.
 * ``perf_counter``: wall time.
 """
@@ -32,6 +35,7 @@ RSS = "psutil_rss"
 ANON = "rss_anon"
 VMHWM = "vmhwm"
 GC = "gc_callbacks"
+DEVICE = "jax_memory_stats"
 CLOCK = "perf_counter"
 EXACT = "nbytes"  # arithmetic on array sizes, not a reading
 DERIVED = "derived"  # computed from other rows (a ratio, a fit)

@@ -177,6 +177,19 @@ class JaxPopulation(Population):
         self._prior = self._d
         self._qs = self._q_pi = self._action = None
 
+    def device_memory(self) -> dict[str, float] | None:
+        """The accelerator's own counters (bytes in use, peak); None on a CPU, which has none.
+
+        Process probes cannot see GPU memory; XLA's allocator can.
+        """
+        import jax
+
+        stats = jax.devices()[0].memory_stats()
+        if not stats:
+            return None
+        keys = ("bytes_in_use", "peak_bytes_in_use", "bytes_limit")
+        return {key: float(stats[key]) for key in keys if key in stats}
+
 
 class PymdpJax(Backend):
     name = "pymdp-jax"
