@@ -13,7 +13,7 @@ The order of a measurement, and what each phase sees:
    bytes retained. Raw values are kept; medians are derived in ``summary``.
 5. ``growth``: memory after each step of the first repeat, and its slope.
 6. ``gc``: collections and pause time over the steps.
-7. ``precision``: the first repeat's beliefs against the reference trace.
+7. ``precision``: the first repeat's beliefs against the reference trace, scored step by step.
 8. ``cleanup``: the fraction of memory released when the agents are dropped.
 
 Every value is read after ``gc.collect()`` where it is a level (not a peak),
@@ -27,12 +27,14 @@ import platform
 import socket
 import statistics
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
 from . import __version__, probes
 from . import precision as precision_metrics
 from .agents import StepInput, get
+from .models import GridWorld
 from .reference import Reference
 from .schema import to_table_columns
 from .spec import Job
@@ -162,18 +164,26 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
 
     kernel = probes.KernelPeak()
     on_phase("import")
+    # USS and RssAnon only: tracing an import makes it several times slower, and its
+    # cost is the process's, not the Python heap's.
     start = _levels()
     with probes.Window(kernel, traced=False) as window:
         backend.load()
     imported = _levels()
-    layout = getattr(backend, "layout", None)
-    record = Recorder({**job.columns(), **provenance(backend), "layout": layout})
+    record = Recorder({**job.columns(), **provenance(backend), "layout": None})
     record.add("import", "load", "seconds", _seconds(window.seconds))
-    # USS only: tracing the import would make it several times slower, and an import's
-    # cost is the process's, not the Python heap's.
-    import_growth = dict(_growth(start, imported))
-    record.add("import", "load", "resident_bytes", import_growth["uss"])
-    record.add("import", "load", "anon_bytes", import_growth["anon"])
+    for key, reading in _growth(start, imported):
+        if key != "traced":
+            record.add("import", "load", f"{key if key == 'anon' else 'resident'}_bytes", reading)
+    with probes.Window(kernel, traced=False) as window:
+        _warm_up(backend, spec)
+    warmed = _levels()
+    record.add("import", "warm_up", "seconds", _seconds(window.seconds))
+    for key, reading in _growth(imported, warmed):
+        if key != "traced":
+            record.add(
+                "import", "warm_up", f"{key if key == 'anon' else 'resident'}_bytes", reading
+            )
     heap = probes.Heap().start()
 
     # Post-import baseline: the process peak is measured from here, across every window
@@ -209,7 +219,8 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
     record.common["layout"] = population.layout
     _device_rows(record, population, "build", "agents")
 
-    step_seconds, history = [], []
+    step_seconds = []
+    tracker = precision_metrics.Tracker(reference)  # scores each step of the first repeat
     gc_monitor = probes.GcMonitor(counting=False)
     with gc_monitor:
         for repeat in range(job.repeats):
@@ -239,7 +250,7 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
                 if not first:
                     step_seconds.append(total)
                 if repeat == 0:
-                    history.append(population.beliefs())
+                    tracker.update(population.beliefs())
                     level = _levels()
                     record.add(
                         "growth", "step", "traced_bytes", level["traced"], repeat, step_index
@@ -261,12 +272,6 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
         probes.Reading(100 * gc_monitor.pause_seconds / total_steps, probes.GC, unit="s"),
     )
     _growth_slopes(record)
-
-    on_phase("precision")
-    for metric, value in precision_metrics.compare(history, reference).items():
-        record.add(
-            "precision", "step", metric, probes.Reading(value, precision_metrics.PROBE, unit="1")
-        )
 
     # Headline figures, before the agents are dropped.
     peak = kernel.overall()
@@ -293,6 +298,11 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
 
     _device_rows(record, population, "summary", "all")
 
+    for metric, value in tracker.result().items():
+        record.add(
+            "precision", "step", metric, probes.Reading(value, precision_metrics.PROBE, unit="1")
+        )
+
     on_phase("cleanup")
     held = _levels()
     del population, model
@@ -314,6 +324,19 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
             probes.Reading(released[key].value - baseline[key].value, held[key].probe),
         )
     return record.table()
+
+
+def _warm_up(backend, spec) -> None:
+    """One step of a 2×2 world with the job's storage, dtype and depth, then dropped.
+
+    A warm-up is not a value: it pages in the library code the job's operations run,
+    a fixed per-process cost like the import, so that the configuration's peak holds
+    what its model and agents cost and not the first touch of scipy's or XLA's code.
+    """
+    tiny = replace(spec, agents=1)
+    population = backend.build_agents(backend.build_model(GridWorld(grid=2), tiny), tiny)
+    for operation in population.operations:
+        population.call(operation, StepInput(0, 0))
 
 
 def _device_rows(record: Recorder, population, phase: str, operation: str) -> None:

@@ -18,19 +18,49 @@ def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.sum(p[support] * (np.log(p[support]) - np.log(np.maximum(q[support], _TINY)))))
 
 
+class Tracker:
+    """Running maxima of the errors, one step at a time.
+
+    The harness scores each step as it happens instead of keeping every step's beliefs:
+    what it holds must not show in the memory it measures.
+    """
+
+    def __init__(self, reference: Reference):
+        self.reference = reference
+        self.steps = 0
+        self.qs_error = self.kl = self.q_pi_error = 0.0
+        self.agreements = 0
+
+    def update(self, beliefs: Beliefs) -> None:
+        t = self.steps
+        if t >= self.reference.steps:
+            raise ValueError(f"the reference has only {self.reference.steps} steps")
+        reference_qs = self.reference.qs[t]
+        qs = np.asarray(beliefs.qs, dtype=np.float64)
+        q_pi = np.asarray(beliefs.q_pi, dtype=np.float64)
+        self.qs_error = max(self.qs_error, float(np.max(np.abs(qs - reference_qs))))
+        self.kl = max(self.kl, kl_divergence(reference_qs, qs))
+        self.q_pi_error = max(self.q_pi_error, float(np.max(np.abs(q_pi - self.reference.q_pi[t]))))
+        self.agreements += int(beliefs.action == self.reference.actions[t])
+        self.steps += 1
+
+    def result(self) -> dict[str, float]:
+        if self.steps == 0:
+            raise ValueError("no step was scored")
+        return {
+            "max_abs_qs_error": self.qs_error,
+            "max_kl_qs": self.kl,
+            "max_abs_q_pi_error": self.q_pi_error,
+            "action_agreement": self.agreements / self.steps,
+        }
+
+
 def compare(history: list[Beliefs], reference: Reference) -> dict[str, float]:
     """Max errors over the steps of ``history`` against the same steps of ``reference``."""
     steps = len(history)
     if steps == 0 or steps > reference.steps:
         raise ValueError(f"need 1..{reference.steps} steps of beliefs, got {steps}")
-    qs = np.array([b.qs for b in history], dtype=np.float64)
-    q_pi = np.array([b.q_pi for b in history], dtype=np.float64)
-    actions = np.array([b.action for b in history])
-    return {
-        "max_abs_qs_error": float(np.max(np.abs(qs - reference.qs[:steps]))),
-        "max_kl_qs": max(
-            kl_divergence(r, q) for r, q in zip(reference.qs[:steps], qs, strict=True)
-        ),
-        "max_abs_q_pi_error": float(np.max(np.abs(q_pi - reference.q_pi[:steps]))),
-        "action_agreement": float(np.mean(actions == reference.actions[:steps])),
-    }
+    tracker = Tracker(reference)
+    for beliefs in history:
+        tracker.update(beliefs)
+    return tracker.result()
