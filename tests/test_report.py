@@ -364,7 +364,7 @@ def test_html_is_offline_and_sortable(workdir):
 
 def test_html_escapes_strings_from_the_data(workdir, data, tmp_path):
     """A reason from the plan and one from a failed measurement carry markup: both are
-    shown as text, never run."""
+    shown as text, never run, in the HTML and in the Markdown."""
     plan = data["plan"].copy()
     unsupported = plan.index[plan.status == "unsupported"][0]
     plan.loc[unsupported, "reason"] = f"plan says {XSS}"
@@ -386,4 +386,7 @@ def test_html_escapes_strings_from_the_data(workdir, data, tmp_path):
     assert f"plan says {escaped}" in page
     assert f"worker says {escaped}" in page
     assert page.count("<script>") == 1
+    # Markdown passes raw HTML through to whatever renders it: escaped there too.
+    markdown = (out / "hotspots.md").read_text()
+    assert XSS not in markdown and f"plan says {escaped}" in markdown
     shutil.rmtree(out)

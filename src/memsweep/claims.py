@@ -251,9 +251,22 @@ def evaluate(frame: pd.DataFrame, claims: list[dict] | None = None) -> list[Row]
     out = []
     for claim in claims if claims is not None else load():
         for compare in claim["compare"]:
-            for probe in compare["probes"]:
+            for probe in _probes(frame, compare):
                 out.append(_compare(tables, claim, compare, probe))
     return out
+
+
+def _probes(frame: pd.DataFrame, compare: dict) -> list[str]:
+    """The listed probes that measured the selected metric in this table.
+
+    The harness's probes change over time (rss_anon is newer than psutil_uss): a probe
+    that never measured the metric here gets no row, unless none did; then the first
+    one's row says why the claim cannot be compared.
+    """
+    select = compare["select"]
+    chosen = frame[(frame.phase == select["phase"]) & (frame.metric == select["metric"])]
+    measured = [p for p in compare["probes"] if (chosen.probe == p).any()]
+    return measured or compare["probes"][:1]
 
 
 def table(rows: list[Row]) -> pd.DataFrame:

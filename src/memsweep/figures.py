@@ -35,7 +35,18 @@ CAPTIONS = {
 }
 FIGURES = tuple(CAPTIONS)
 PEAK_PROBES = ("vmhwm", "tracemalloc")
-LEVEL_PROBES = {"tracemalloc": "traced_bytes", "psutil_uss": "resident_bytes"}
+# The per-step level rows of each probe (growth phase); rss_anon where the harness has it.
+LEVEL_PROBES = {"tracemalloc": "traced_bytes", "rss_anon": "anon_bytes",
+                "psutil_uss": "resident_bytes"}  # fmt: skip
+
+
+def _measured_probes(frame: pd.DataFrame, phase: str, metric_of) -> list[str]:
+    """The probes of LEVEL_PROBES that measured ``phase`` in this table (one panel each)."""
+    chosen = frame[(frame.phase == phase) & (frame.status == "ok")]
+    return [
+        probe for probe in LEVEL_PROBES
+        if ((chosen.probe == probe) & (chosen.metric == metric_of(probe))).any()
+    ] or ["tracemalloc"]  # fmt: skip
 
 
 def _pyplot():
@@ -117,9 +128,9 @@ def memory_vs_grid(frame: pd.DataFrame, path: Path) -> Path:
 
 def memory_vs_agents(frame: pd.DataFrame, path: Path) -> Path:
     plt = _pyplot()
-    probes = list(LEVEL_PROBES)
-    fig, axes = plt.subplots(1, len(probes), figsize=(11, 4.2))
-    for ax, probe in zip(axes, probes, strict=True):
+    probes = _measured_probes(frame, "build", lambda probe: "per_agent_bytes")
+    fig, axes = plt.subplots(1, len(probes), figsize=(5.5 * len(probes), 4.2), squeeze=False)
+    for ax, probe in zip(axes[0], probes, strict=True):
         table = per_config(frame, selector("build", "agents", "per_agent_bytes", probe))
         table = table[table.grid == table.grid.max()] if not table.empty else table
         if table.empty:
@@ -206,13 +217,15 @@ def step_time_vs_grid(frame: pd.DataFrame, path: Path) -> Path:
 
 def memory_over_steps(frame: pd.DataFrame, path: Path) -> Path:
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(LEVEL_PROBES), figsize=(11, 4.2))
+    probes = _measured_probes(frame, "growth", LEVEL_PROBES.get)
+    fig, axes = plt.subplots(1, len(probes), figsize=(5.5 * len(probes), 4.2), squeeze=False)
     chosen = frame[(frame.phase == "growth") & (frame.status == "ok") & (frame.step >= 0)]
     if not chosen.empty:
         chosen = chosen[(chosen.grid == chosen.grid.max()) & (chosen.agents == chosen.agents.max())]
         private = chosen[chosen.sharing == "private"]
         chosen = private if not private.empty else chosen
-    for ax, (probe, metric) in zip(axes, LEVEL_PROBES.items(), strict=True):
+    for ax, probe in zip(axes[0], probes, strict=True):
+        metric = LEVEL_PROBES[probe]
         rows = (
             chosen[(chosen.metric == metric) & (chosen.probe == probe)] if len(chosen) else chosen
         )

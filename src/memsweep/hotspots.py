@@ -27,10 +27,11 @@ from .schema import CONFIG_FIELDS
 CONFIG = [f.name for f in CONFIG_FIELDS if f.name != "layout"]
 FIX_AXES = ("backend", "storage", "dtype", "sharing")
 # Probes that rank consumers, in the order that breaks ties between equal ranks: the
-# kernel's peak (what a job's memory limit sees), its unique pages, then the allocator's.
+# kernel's peak (what a job's memory limit sees), its anonymous pages (which other
+# processes' library mappings cannot move), its unique pages, then the allocator's.
 # ``nbytes`` (exact array sizes) sees the model's arrays only; it breaks the model down
 # instead of ranking four arrays against whole phases.
-PROBES = ("vmhwm", "psutil_uss", "tracemalloc")
+PROBES = ("vmhwm", "rss_anon", "psutil_uss", "tracemalloc")
 # Backends whose memory a probe cannot see: pymdp-jax keeps its arrays in XLA buffers,
 # which bypass Python's allocator. A saving that crosses such a backend is not computed.
 BLIND = {"tracemalloc": ("pymdp-jax",)}
@@ -44,11 +45,11 @@ WHERE_SHARE = 0.25
 # model arrays) would otherwise rank kilobyte arrays beside hundred-megabyte imports.
 RANK_SHARE = 0.01
 PRECISION = ("max_abs_qs_error", "max_kl_qs", "action_agreement")
-# What "the whole configuration" means under each probe family: the import plus the
-# peak above the post-import baseline, both read by probes of that family.
+# What "the whole configuration" means under each probe family. Resident: the import
+# (the process's unique pages it added) plus the kernel's peak above the post-import
+# baseline. Traced: the traced peak above that baseline (the import is not traced).
 FOOTPRINTS = {
-    "traced": (("import", "load", "traced_bytes", "tracemalloc"),
-               ("summary", "all", "peak_bytes", "tracemalloc")),
+    "traced": (("summary", "all", "peak_bytes", "tracemalloc"),),
     "resident": (("import", "load", "resident_bytes", "psutil_uss"),
                  ("summary", "all", "peak_bytes", "vmhwm")),
 }  # fmt: skip
@@ -76,13 +77,15 @@ class Consumer:
 CONSUMERS = (
     Consumer("model_built", "arrays of the model as built",
              "the model as the backend builds it (A, B, C, D and any conversion it keeps)",
-             "build", {"tracemalloc": "growth_bytes", "psutil_uss": "growth_bytes",
-                       "vmhwm": "call_peak_bytes"}, operation="model"),
+             "build", {"tracemalloc": "growth_bytes", "rss_anon": "growth_bytes",
+                       "psutil_uss": "growth_bytes", "vmhwm": "call_peak_bytes"},
+             operation="model"),
     Consumer("agents", "per-agent copy",
              "the agents: each agent's state, and its own copy of the model where "
              "sharing=private", "build",
-             {"tracemalloc": "growth_bytes", "psutil_uss": "growth_bytes",
-              "vmhwm": "call_peak_bytes"}, operation="agents", per_agent=True),
+             {"tracemalloc": "growth_bytes", "rss_anon": "growth_bytes",
+              "psutil_uss": "growth_bytes", "vmhwm": "call_peak_bytes"},
+             operation="agents", per_agent=True),
     Consumer("call_temporaries", "per-call temporary",
              "temporaries of one {operation} call over all agents (peak above the call's start)",
              "step", {"tracemalloc": "call_peak_bytes", "vmhwm": "call_peak_bytes"},
@@ -93,16 +96,19 @@ CONSUMERS = (
              per_agent=True),
     Consumer("import", "fixed import cost",
              "importing the backend's libraries (paid once per process)",
-             "import", {"tracemalloc": "traced_bytes", "psutil_uss": "resident_bytes"},
+             "import", {"tracemalloc": "traced_bytes", "rss_anon": "anon_bytes",
+                        "psutil_uss": "resident_bytes"},
              operation="load", fix_axes=("backend",)),
     Consumer("growth", "growth over steps",
              "memory gained per 100 steps of the first repeat (least-squares slope)",
              "growth", {"tracemalloc": "traced_growth_per_100_steps_bytes",
+                        "rss_anon": "anon_growth_per_100_steps_bytes",
                         "psutil_uss": "resident_growth_per_100_steps_bytes"},
              operation="step", per_agent=True),
     Consumer("retained", "retained after cleanup",
              "memory still held above the post-import baseline after the agents are dropped",
-             "cleanup", {"tracemalloc": "retained_bytes", "psutil_uss": "retained_bytes"},
+             "cleanup", {"tracemalloc": "retained_bytes", "rss_anon": "retained_bytes",
+                         "psutil_uss": "retained_bytes"},
              operation="drop_agents"),
 )  # fmt: skip
 
@@ -154,9 +160,13 @@ def value_of(table: pd.DataFrame, config_id: str) -> float | None:
 
 def footprint(frame: pd.DataFrame, family: str) -> pd.DataFrame:
     """Per configuration: import + peak above the post-import baseline, in one probe family."""
-    (imp, peak) = (per_config(frame, selector(*parts)) for parts in FOOTPRINTS[family])
-    both = imp[["config_id", "value"]].merge(peak[["config_id", "value"]], on="config_id")
-    return both.assign(value=both.value_x + both.value_y)[["config_id", "value"]]
+    total = None
+    for parts in FOOTPRINTS[family]:
+        part = per_config(frame, selector(*parts))[["config_id", "value"]]
+        total = part if total is None else total.merge(part, on="config_id")
+        if "value_x" in total:
+            total = total.assign(value=total.value_x + total.value_y)[["config_id", "value"]]
+    return total
 
 
 def footprint_text(family: str) -> str:
@@ -442,6 +452,19 @@ def model_arrays(frame: pd.DataFrame, config_id: str) -> dict[str, float]:
     return {str(k): float(v) for k, v in sizes.items()}
 
 
+def ranking_probes(frame: pd.DataFrame) -> tuple[str, ...]:
+    """The probes that rank: USS only in a run without rss_anon.
+
+    USS moves by whole library mappings when other processes start or stop (the
+    harness's own note), so one step of a job can gain hundreds of MB that no code of
+    it allocated; RssAnon counts the same anonymous memory without that. USS figures
+    are still shown beside the others.
+    """
+    if (frame.probe == "rss_anon").any():
+        return tuple(p for p in PROBES if p != "psutil_uss")
+    return PROBES
+
+
 def rank(frame: pd.DataFrame, plan: pd.DataFrame | None = None) -> list[Hotspot]:
     """Every consumer with a positive figure, best rank first, each with its fixes."""
     tables = Tables(frame, plan)
@@ -458,8 +481,9 @@ def rank(frame: pd.DataFrame, plan: pd.DataFrame | None = None) -> list[Hotspot]
                 entry.setdefault("tables", {})[probe] = table
                 entry.setdefault("selectors", {})[probe] = sel
     # Ranks within each probe: the only place figures are ordered against each other.
+    ranking = ranking_probes(frame)
     ranks: dict[tuple[str, str], dict[str, int]] = {key: {} for key in found}
-    for probe in PROBES:
+    for probe in ranking:
         worst = sorted(
             (
                 (e["tables"][probe].value.max(), key)
@@ -476,7 +500,7 @@ def rank(frame: pd.DataFrame, plan: pd.DataFrame | None = None) -> list[Hotspot]
         if not ranks[key]:
             continue
         best = min(ranks[key].values())
-        probe = next(p for p in PROBES if ranks[key].get(p) == best)
+        probe = next(p for p in ranking if ranks[key].get(p) == best)
         worst = {p: t.loc[t.value.idxmax()] for p, t in entry["tables"].items()}
         base = worst[probe]
         table = entry["tables"][probe]

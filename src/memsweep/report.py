@@ -10,6 +10,7 @@ from the tables; nothing is typed by hand.
 from __future__ import annotations
 
 import datetime
+import html as html_module
 import math
 import os
 import platform
@@ -233,7 +234,7 @@ def hotspot_section(h: Hotspot, position: int, frame: pd.DataFrame) -> Section:
 
 def _growth_shape(frame: pd.DataFrame, h: Hotspot) -> str:
     """Steady growth or one jump? The per-step levels behind the slope say which."""
-    metric = {"tracemalloc": "traced_bytes", "psutil_uss": "resident_bytes"}.get(h.probe)
+    metric = figures.LEVEL_PROBES.get(h.probe)
     levels = hotspots.rows(frame, hotspots.selector("growth", "step", metric, h.probe))
     levels = levels[levels.config_id == h.base.config_id].sort_values("step")
     if len(levels) < 3:
@@ -410,9 +411,11 @@ def build(frame, plan, calibration, figure_dir) -> tuple[str, list[Section]]:
     intro.text(
         "How to read it. Each probe ranks the consumers on its own and figures of "
         "different probes are never compared: tracemalloc counts numpy and Python "
-        "allocations exactly but cannot see XLA's buffers (pymdp-jax); VmHWM and USS count "
-        "the process's resident pages, but a temporary that reuses pages already resident "
-        "adds nothing to them; nbytes is the exact size of the model's arrays. A hotspot's "
+        "allocations exactly but cannot see XLA's buffers (pymdp-jax); VmHWM, RssAnon and "
+        "USS count the process's resident pages, but a temporary that reuses pages already "
+        "resident adds nothing to them, and USS also moves when other processes map or "
+        "unmap the same libraries; nbytes is the exact size of the model's arrays. "
+        f"Ranking probes in this run: {', '.join(hotspots.ranking_probes(frame))}. A hotspot's "
         "rank is its best rank under any probe (ties: the one more probes rank there "
         "first). A consumer ranks under a probe only if its worst figure is at least "
         f"{hotspots.RANK_SHARE:.0%} of that probe's largest. Figures are medians over "
@@ -511,9 +514,14 @@ def build(frame, plan, calibration, figure_dir) -> tuple[str, list[Section]]:
 # Markdown ---------------------------------------------------------------------------
 
 
-def _md_cell(value: str) -> str:
+def _md_text(value) -> str:
+    # Markdown passes raw HTML through: a reason holding markup must show as text.
+    return html_module.escape(str(value), quote=False)
+
+
+def _md_cell(value) -> str:
     # A pipe ends a Markdown table cell and a newline ends the row.
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return _md_text(value).replace("|", "\\|").replace("\n", " ")
 
 
 def markdown(title: str, sections: list[Section], figure_base: str = "figures") -> str:
@@ -522,9 +530,9 @@ def markdown(title: str, sections: list[Section], figure_base: str = "figures") 
         lines += ["#" * section.level + " " + section.title, ""]
         for kind, content in section.blocks:
             if kind == "text":
-                lines += [content, ""]
+                lines += [_md_text(content), ""]
             elif kind == "items":
-                lines += [f"- **{label}**: {text}" for label, text in content] + [""]
+                lines += [f"- **{_md_text(k)}**: {_md_text(v)}" for k, v in content] + [""]
             elif kind == "table":
                 shown = content.shown().map(_md_cell)
                 shown.columns = [_md_cell(c) for c in shown.columns]
