@@ -64,60 +64,78 @@ def provenance(backend) -> dict:
     }
 
 
-VALUE_COLUMNS = (
-    "phase",
-    "operation",
-    "metric",
-    "probe",
-    "value",
-    "unit",
-    "status",
-    "reason",
-    "repeat",
-    "step",
-)
+_CODED = ("phase", "operation", "metric", "probe", "unit", "status")
+_NUMERIC = {"value": np.float64, "repeat": np.int64, "step": np.int64}
+# Rows one step can add: up to 4 operations × 4 window rows, plus 3 growth levels.
+ROWS_PER_STEP = 19
 
 
 class Recorder:
     """Collects measured values; the job's columns are added once, when the table is made.
 
-    Values are kept as small tuples, not one dict per row: the recorder lives in the
-    measured process, and its own memory must stay far below what it measures.
+    The recorder lives in the measured process, so recording must not allocate what the
+    measurement would count: values go into arrays reserved (and written, so their pages
+    are resident) before the baseline, text as small integer codes. A step's records
+    then cost nothing that its growth or peak figures could see.
     """
 
     def __init__(self, common: dict):
         self.common = common
-        self.values: list[tuple] = []
+        self._texts: dict[str, int] = {}
+        self._reasons: dict[int, str] = {}
+        self._arrays: dict[str, np.ndarray] = {}
+        self._size = 0
+        self.reserve(256)
+
+    def reserve(self, rows: int) -> None:
+        """Room for ``rows`` more values, allocated now."""
+        capacity = self._size + rows
+        for name, dtype in {**dict.fromkeys(_CODED, np.int32), **_NUMERIC}.items():
+            column = np.full(capacity, -1, dtype=dtype)
+            if name in self._arrays:
+                column[: self._size] = self._arrays[name][: self._size]
+            self._arrays[name] = column
+
+    def _code(self, text: str) -> int:
+        code = self._texts.get(text)
+        if code is None:
+            code = self._texts[text] = len(self._texts)
+        return code
 
     def add(self, phase, operation, metric, reading: probes.Reading, repeat=-1, step=-1):
-        self.values.append(
-            (
-                phase,
-                operation,
-                metric,
-                reading.probe,
-                float(reading.value),
-                reading.unit,
-                reading.status,
-                reading.reason,
-                repeat,
-                step,
-            )
-        )
+        if self._size == len(self._arrays["value"]):
+            self.reserve(max(256, self._size))
+        index, arrays = self._size, self._arrays
+        texts = (phase, operation, metric, reading.probe, reading.unit, reading.status)
+        for name, text in zip(_CODED, texts, strict=True):
+            arrays[name][index] = self._code(text)
+        arrays["value"][index] = reading.value
+        arrays["repeat"][index] = repeat
+        arrays["step"][index] = step
+        if reading.reason:
+            self._reasons[index] = reading.reason
+        self._size += 1
+
+    def _column(self, name: str) -> list:
+        values = self._arrays[name][: self._size]
+        if name in _CODED:
+            names = np.array(list(self._texts), dtype=object)
+            return names[values].tolist()
+        return values.tolist()
 
     def find(self, phase: str, metric: str) -> list[dict]:
+        """The rows of one phase and metric, as dicts."""
+        columns = {name: self._column(name) for name in (*_CODED, *_NUMERIC)}
         return [
-            dict(zip(VALUE_COLUMNS, v, strict=True))
-            for v in self.values
-            if v[0] == phase and v[2] == metric
+            {name: column[i] for name, column in columns.items()}
+            for i in range(self._size)
+            if columns["phase"][i] == phase and columns["metric"][i] == metric
         ]
 
     def table(self):
-        columns = {
-            name: list(column)
-            for name, column in zip(VALUE_COLUMNS, zip(*self.values, strict=True), strict=True)
-        }
-        count = len(self.values)
+        count = self._size
+        columns = {name: self._column(name) for name in (*_CODED, *_NUMERIC)}
+        columns["reason"] = [self._reasons.get(i) for i in range(count)]
         return to_table_columns({**{k: [v] * count for k, v in self.common.items()}, **columns})
 
     def window(self, phase, operation, window: probes.Window, repeat=-1, step=-1, per=1):
@@ -184,6 +202,7 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
             record.add(
                 "import", "warm_up", f"{key if key == 'anon' else 'resident'}_bytes", reading
             )
+    record.reserve(job.repeats * job.steps * ROWS_PER_STEP)
     heap = probes.Heap().start()
 
     # Post-import baseline: the process peak is measured from here, across every window

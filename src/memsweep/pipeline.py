@@ -36,6 +36,15 @@ HARNESS = (
 # pymdp-numpy adapter is left out on purpose: an edit to one backend's module must
 # rerun that backend's jobs only (a PyMDP upgrade changes the pinned version instead).
 REFERENCE_CODE = ("reference.py", "models.py")
+PLAN_CODE = (
+    "sweep.py",
+    "spec.py",
+    "agents/__init__.py",
+    "agents/base.py",
+    "agents/pymdp_numpy.py",
+    "agents/pymdp_jax.py",
+    "agents/lean.py",
+)
 # Resident memory of the Snakemake processes that run a job on a cluster node, beside
 # the measured process itself (see docs/cluster.md).
 SNAKEMAKE_OVERHEAD_MB = 512

@@ -5,7 +5,7 @@ import sys
 from snakemake.utils import min_version, validate
 
 from memsweep.config import ConfigError
-from memsweep.pipeline import HARNESS, REFERENCE_CODE, REPORT_CODE, Pipeline
+from memsweep.pipeline import PLAN_CODE, REFERENCE_CODE, REPORT_CODE, Pipeline
 
 min_version("9.0")
 
