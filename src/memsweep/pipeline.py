@@ -13,6 +13,8 @@ import hashlib
 import inspect
 import json
 import re
+import shlex
+import sys
 from pathlib import Path
 
 from . import config as config_module
@@ -114,14 +116,33 @@ class Pipeline:
         return self.runnable[path]
 
     def model_settings(self) -> str:
-        """The settings of every job that are not in its path, as ``key=value;…``.
+        """The settings of every job that are not in its path, as ``--set key=value …``.
 
         A plain string (no braces: Snakemake formats params strings with the wildcards),
         the same for every job: a changed model setting changes it, so every job that
         uses the setting reruns. A measure job is its wildcards plus these settings.
         """
         fixed = {k: v for k, v in self.config["model"].items() if k not in self.axes}
-        return ";".join(f"{key}={value}" for key, value in sorted(fixed.items()))
+        return " ".join(f"--set {key}={value}" for key, value in sorted(fixed.items()))
+
+    def measure_command(self) -> str:
+        """The measure rule's shell command: ``memsweep measure`` for the job's wildcards.
+
+        A shell command, not ``run:`` or ``script:``: Snakemake runs those through a new
+        Snakemake process per job, which parses the whole sweep again (seconds a job);
+        it also re-reads a script's source for every job when it plans.
+        """
+        promoted = [a for a in self.folder_axes if a in sweep.MODEL_SETTINGS]
+        options = [
+            f"--{axis.replace('_', '-')} {{wildcards.{axis}}}"
+            for axis in ("backend", "storage", "dtype", "grid", "agents", "sharing", "policy_len")
+        ]
+        options += [f"--set {axis}={{wildcards.{axis}}}" for axis in promoted]
+        return (
+            f"{shlex.quote(sys.executable)} -m memsweep.cli measure {' '.join(options)} "
+            "{params.model} --reference {input.reference} --mem-cap-mb {params.mem_cap_mb} "
+            "--out {output} > {log} 2>&1"
+        )
 
     def rule_functions(self) -> dict:
         """Plain functions for the measure rule's input, params and resources.
@@ -151,22 +172,12 @@ class Pipeline:
         def runtime(wildcards, attempt):
             return sweep.predict_minutes(planned_job(wildcards).job) * attempt
 
-        def measure(wildcards, params, input, output, log):
-            # The job is its path's wildcards plus the model settings shared by every job;
-            # it runs in a child process of its own, its output going to the job's log.
-            from .spec import Job
-            from .supervisor import measure_job
-
-            settings = dict(pair.split("=", 1) for pair in params.model.split(";") if pair)
-            job = Job.from_dict({**settings, **dict(wildcards.items())})
-            measure_job(job, output[0], input.reference, params.mem_cap_mb, log=log[0])
-
         functions = {"code_version": code_version, "mem_mb": mem_mb, "runtime": runtime}
         for function in functions.values():
             # Snakemake asks inspect.signature() about every function for every job; a
             # precomputed __signature__ is its fast path.
             function.__signature__ = inspect.signature(function)
-        return {**functions, "measure": measure}
+        return functions
 
     def reference_json(self, wildcards) -> str:
         job = self.references[self.reference_pattern.format(**wildcards)]

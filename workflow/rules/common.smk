@@ -20,6 +20,7 @@ ENV = "../../environment.yml"
 MEASURE_OUTPUT = PIPELINE.measure_pattern
 REFERENCE_OUTPUT = PIPELINE.reference_pattern
 MEASURE = PIPELINE.rule_functions()
+MEASURE_COMMAND = PIPELINE.measure_command()
 
 
 wildcard_constraints:

@@ -19,7 +19,5 @@ rule measure:
         code=MEASURE["code_version"],
         # The supervisor stops a job past the budget: one job cannot take the machine down.
         mem_cap_mb=PIPELINE.max_job_mb,
-    # `run:` rather than `script:`: Snakemake re-reads a script's source for every job
-    # when it plans, which made dry runs of thousands of jobs a third slower.
-    run:
-        MEASURE["measure"](wildcards, params, input, output, log)
+    shell:
+        MEASURE_COMMAND
