@@ -1,4 +1,4 @@
-"""The project's own style checks: ruff for Python, snakefmt and snakemake --lint for the workflow."""
+"""The project's style checks: ruff for Python, snakefmt and snakemake --lint for the workflow."""
 
 import subprocess
 import sys
