@@ -106,8 +106,7 @@ def cmd_plan(args) -> int:
     print(sweep.summary(planned))
     if args.out:
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        sweep.plan_table(planned).to_parquet(out, index=False)
+        sweep.write_plan(planned, out)
         print(f"plan written to {out}")
     return 0
 
