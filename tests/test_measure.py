@@ -245,3 +245,19 @@ def test_the_summary_peak_covers_every_window(sharing_runs, sharing):
     agents_peak = value(frame, "build", "agents", "call_peak_bytes", probes.TRACEMALLOC)
     assert peak >= model_peak
     assert peak >= model_level + agents_peak - 64 * 1024  # a little slack for the levels' gc
+
+
+def test_from_path_takes_the_axes_from_a_hive_path(tmp_path):
+    relative = "backend=lean/storage=csr/dtype=float32/grid=4/agents=2/sharing=shared"
+    out = tmp_path / relative / "policy_len=1.parquet"
+    memsweep("measure", "--from-path", "--steps", "3", "--repeats", "1", "--out", str(out))
+    table = schema.read_file(out).to_pandas()
+    assert set(table.backend) == {"lean"} and set(table.storage) == {"csr"}
+    assert set(table.grid) == {4} and set(table.agents) == {2} and set(table.policy_len) == {1}
+
+
+def test_missing_axes_are_named(tmp_path):
+    result = memsweep("measure", "--out", str(tmp_path / "x.parquet"), check=False)
+    assert result.returncode == 2
+    assert "missing --backend, --storage" in result.stderr
+    assert not (tmp_path / "x.parquet").exists()

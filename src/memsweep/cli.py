@@ -27,17 +27,31 @@ def _parse_settings(pairs: list[str]) -> dict:
     return settings
 
 
+AXIS_OPTIONS = ("backend", "storage", "dtype", "grid", "agents", "sharing", "policy_len")
+
+
+def axes_from_path(path: str) -> dict:
+    """The configuration a measurement path names: ``…/backend=lean/…/policy_len=1.parquet``."""
+    from .schema import hive_parts
+
+    settings = hive_parts(path)
+    stem = Path(path).name.removesuffix(".parquet")
+    key, sep, value = stem.partition("=")
+    if sep:
+        settings[key] = value
+    return settings
+
+
 def job_from_args(args) -> Job:
     settings = {
-        "backend": args.backend,
-        "storage": args.storage,
-        "dtype": args.dtype,
-        "grid": args.grid,
-        "agents": args.agents,
-        "sharing": args.sharing,
-        "policy_len": args.policy_len,
-        **_parse_settings(args.set),
+        axis: getattr(args, axis) for axis in AXIS_OPTIONS if getattr(args, axis) is not None
     }
+    if args.from_path:
+        settings = {**axes_from_path(args.out), **settings}
+    missing = [f"--{axis.replace('_', '-')}" for axis in AXIS_OPTIONS if axis not in settings]
+    if missing:
+        raise CliError(f"missing {', '.join(missing)} (or --from-path with a Hive-style --out)")
+    settings.update(_parse_settings(args.set))
     if args.steps is not None:
         settings["steps"] = args.steps
     if args.repeats is not None:
@@ -124,28 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure one configuration in its own process; write one tidy Parquet file. "
         "A run that fails (exception, memory cap, signal) still writes a file, with status=failed.",
     )
-    measure.add_argument("--backend", required=True, choices=BACKENDS, help="agent implementation")
-    measure.add_argument(
-        "--storage", required=True, choices=FORMATS, help="matrix storage format of A and B"
-    )
-    measure.add_argument(
-        "--dtype", required=True, choices=DTYPES, help="floating-point type of the model"
-    )
-    measure.add_argument(
-        "--grid", required=True, type=int, help="side G of the G×G grid world (N = G² states)"
-    )
-    measure.add_argument(
-        "--agents", required=True, type=int, help="agents alive at once in the process"
-    )
+    measure.add_argument("--backend", choices=BACKENDS, help="agent implementation")
+    measure.add_argument("--storage", choices=FORMATS, help="matrix storage format of A and B")
+    measure.add_argument("--dtype", choices=DTYPES, help="floating-point type of the model")
+    measure.add_argument("--grid", type=int, help="side G of the G×G grid world (N = G² states)")
+    measure.add_argument("--agents", type=int, help="agents alive at once in the process")
     measure.add_argument(
         "--sharing",
-        required=True,
         choices=SHARING,
         help="private: a model copy per agent; shared: one model",
     )
-    measure.add_argument(
-        "--policy-len", required=True, type=int, help="planning depth L (5^L policies)"
-    )
+    measure.add_argument("--policy-len", type=int, help="planning depth L (5^L policies)")
     measure.add_argument("--steps", type=int, help="steps per repeat (default 20)")
     measure.add_argument("--repeats", type=int, help="repeats of the step loop (default 3)")
     measure.add_argument(
@@ -165,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop the child when its resident memory passes this many MB",
     )
     measure.add_argument("--out", required=True, help="the Parquet file to write")
+    measure.add_argument(
+        "--from-path",
+        action="store_true",
+        help="take the axes the options leave out from --out's Hive-style folders "
+        "(…/backend=lean/storage=csr/…/policy_len=1.parquet), as the workflow does",
+    )
     measure.set_defaults(handler=cmd_measure)
 
     calibrate = commands.add_parser(

@@ -126,22 +126,18 @@ class Pipeline:
         return " ".join(f"--set {key}={value}" for key, value in sorted(fixed.items()))
 
     def measure_command(self) -> str:
-        """The measure rule's shell command: ``memsweep measure`` for the job's wildcards.
+        """The measure rule's shell command: ``memsweep measure`` on the job's output path.
 
         A shell command, not ``run:`` or ``script:``: Snakemake runs those through a new
-        Snakemake process per job, which parses the whole sweep again (seconds a job);
-        it also re-reads a script's source for every job when it plans.
+        Snakemake process per job, which parses the whole sweep again (seconds a job),
+        and re-reads a script's source for every job when it plans. The path names the
+        configuration (``--from-path``), so the command has few placeholders: Snakemake
+        formats it several times per job even in a dry run.
         """
-        promoted = [a for a in self.folder_axes if a in sweep.MODEL_SETTINGS]
-        options = [
-            f"--{axis.replace('_', '-')} {{wildcards.{axis}}}"
-            for axis in ("backend", "storage", "dtype", "grid", "agents", "sharing", "policy_len")
-        ]
-        options += [f"--set {axis}={{wildcards.{axis}}}" for axis in promoted]
         return (
-            f"{shlex.quote(sys.executable)} -m memsweep.cli measure {' '.join(options)} "
+            f"{shlex.quote(sys.executable)} -m memsweep.cli measure --from-path --out {{output}} "
             "{params.model} --reference {input.reference} --mem-cap-mb {params.mem_cap_mb} "
-            "--out {output} > {log} 2>&1"
+            "> {log} 2>&1"
         )
 
     def rule_functions(self) -> dict:
