@@ -42,7 +42,8 @@ from .spec import Job
 PhaseHook = Callable[[str], None]
 
 
-def provenance(backend) -> dict:
+def provenance(backend_name: str) -> dict:
+    """Versions, host and start time: recorded in every row of a job's table."""
     from importlib.metadata import PackageNotFoundError, version
 
     def maybe(package):
@@ -56,7 +57,7 @@ def provenance(backend) -> dict:
         "pymdp_version": maybe("inferactively-pymdp"),
         "numpy_version": np.__version__,
         "scipy_version": maybe("scipy"),
-        "jax_version": maybe("jax") if "jax" in backend.name else None,
+        "jax_version": maybe("jax") if "jax" in backend_name else None,
         "python_version": platform.python_version(),
         "platform": platform.platform(),
         "hostname": socket.gethostname(),
@@ -188,7 +189,7 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
     with probes.Window(kernel, traced=False) as window:
         backend.load()
     imported = _levels()
-    record = Recorder({**job.columns(), **provenance(backend), "layout": None})
+    record = Recorder({**job.columns(), **provenance(job.backend), "layout": None})
     record.add("import", "load", "seconds", _seconds(window.seconds))
     for key, reading in _growth(start, imported):
         if key != "traced":

@@ -137,7 +137,7 @@ def failed_record(job: Job, outcome: Outcome, out: str | Path) -> Path:
 
     row = {
         **job.columns(),
-        **provenance(type("Named", (), {"name": job.backend})),
+        **provenance(job.backend),
         "phase": "failure",
         "operation": outcome.phase or "start",
         "metric": "child_peak_rss_bytes",
