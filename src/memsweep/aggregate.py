@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .files import atomic
 from .schema import MEASUREMENT_SCHEMA, SchemaError, read_file
 from .sweep import CORE_AXES
 
@@ -75,11 +76,8 @@ def failures_table(frame: pd.DataFrame, plan: pd.DataFrame, invalid: list[dict])
 
 
 def write_atomic(table: pa.Table, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    pq.write_table(table, temporary)
-    os.replace(temporary, path)
+    with atomic(path) as temporary:
+        pq.write_table(table, temporary)
 
 
 def _markdown(table: pd.DataFrame, scale: float = 1.0, unit: str = "") -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .agents import AgentSpec, StepInput
+from .files import atomic
 from .models import Environment, GridWorld
 
 REFERENCE_SPEC = dict(
@@ -34,21 +35,18 @@ class Reference:
         return len(self.observations)
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp{os.getpid()}.npz")
         settings = {f"world_{k}": v for k, v in self.world.as_dict().items()}
-        np.savez(
-            temporary,
-            observations=self.observations,
-            actions=self.actions,
-            qs=self.qs,
-            q_pi=self.q_pi,
-            policy_len=self.policy_len,
-            **settings,
-        )
-        os.replace(temporary, path)
-        return path
+        with atomic(path, suffix=".npz") as temporary:  # np.savez would append .npz
+            np.savez(
+                temporary,
+                observations=self.observations,
+                actions=self.actions,
+                qs=self.qs,
+                q_pi=self.q_pi,
+                policy_len=self.policy_len,
+                **settings,
+            )
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Reference:

@@ -17,6 +17,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .files import atomic
+
 # Columns that describe the configuration; one per sweep axis or model setting.
 CONFIG_FIELDS: list[pa.Field] = [
     pa.field("config_id", pa.string()),
@@ -151,14 +153,8 @@ def write_measurements(table: pa.Table, path: str | os.PathLike) -> Path:
                     f"{path}: column {key}={sorted(values)} but folder says {key}={folder_value}"
                 )
     table = table.drop_columns([key for key in parts if key in table.column_names])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic(path) as temporary:
         pq.write_table(table, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)  # a failed write leaves nothing behind
-        raise
     return path
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import psutil
 
+from .files import remove_partials
 from .schema import to_table, write_measurements
 from .spec import Job
 
@@ -152,11 +153,6 @@ def failed_record(job: Job, outcome: Outcome, out: str | Path) -> Path:
     return write_measurements(to_table([row]), out)
 
 
-def _remove_partial(out: Path) -> None:
-    for partial in out.parent.glob(f".{out.name}.tmp*"):
-        partial.unlink(missing_ok=True)
-
-
 def measure_job(
     job: Job,
     out: str | Path,
@@ -168,7 +164,7 @@ def measure_job(
     out = Path(out)
     args = ["measure", "--job", json.dumps(job.to_dict()), "--reference", str(reference)]
     outcome = run_child([*args, "--out", str(out)], mem_cap_mb, log)
-    _remove_partial(out)
+    remove_partials(out)
     if not outcome.ok:
         failed_record(job, outcome, out)
     return outcome
@@ -179,7 +175,7 @@ def make_reference_file(job: Job, out: str | Path, log: str | Path | None = None
     out = Path(out)
     args = ["reference", "--job", json.dumps(job.to_dict()), "--out", str(out)]
     outcome = run_child(args, log=log)
-    _remove_partial(out)
+    remove_partials(out)
     if not outcome.ok:
         raise RuntimeError(f"reference run failed: {outcome.reason}")
     return outcome

@@ -208,11 +208,7 @@ def plan_table(planned: list[PlannedJob]):
 
 def write_plan(planned: list[PlannedJob], path) -> None:
     """The plan table, written atomically (a killed run never leaves half a plan)."""
-    import os
-    from pathlib import Path
+    from .files import atomic
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    plan_table(planned).to_parquet(temporary, index=False)
-    os.replace(temporary, path)
+    with atomic(path) as temporary:
+        plan_table(planned).to_parquet(temporary, index=False)
