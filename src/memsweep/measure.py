@@ -185,24 +185,18 @@ def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: 
     on_phase("import")
     # USS and RssAnon only: tracing an import makes it several times slower, and its
     # cost is the process's, not the Python heap's.
-    start = _levels()
-    with probes.Window(kernel, traced=False) as window:
-        backend.load()
-    imported = _levels()
     record = Recorder({**job.columns(), **provenance(job.backend), "layout": None})
-    record.add("import", "load", "seconds", _seconds(window.seconds))
-    for key, reading in _growth(start, imported):
-        if key != "traced":
-            record.add("import", "load", f"{key if key == 'anon' else 'resident'}_bytes", reading)
-    with probes.Window(kernel, traced=False) as window:
-        _warm_up(backend, spec)
-    warmed = _levels()
-    record.add("import", "warm_up", "seconds", _seconds(window.seconds))
-    for key, reading in _growth(imported, warmed):
-        if key != "traced":
-            record.add(
-                "import", "warm_up", f"{key if key == 'anon' else 'resident'}_bytes", reading
-            )
+    before = _levels()
+    for operation, work in (("load", backend.load), ("warm_up", lambda: _warm_up(backend, spec))):
+        with probes.Window(kernel, traced=False) as window:
+            work()
+        after = _levels()
+        record.add("import", operation, "seconds", _seconds(window.seconds))
+        for key, reading in _growth(before, after):
+            if key != "traced":
+                name = "anon_bytes" if key == "anon" else "resident_bytes"
+                record.add("import", operation, name, reading)
+        before = after
     record.reserve(job.repeats * job.steps * ROWS_PER_STEP)
     heap = probes.Heap().start()
 
