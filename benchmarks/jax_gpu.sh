@@ -14,7 +14,7 @@ job() {  # grid policy_len
   printf '{"backend":"pymdp-numpy","storage":"dense","dtype":"float64","grid":%s,"agents":1,"sharing":"shared","policy_len":1,"steps":20,"repeats":1}' "$1"
 }
 for grid in 20 40 60; do
-  python3 -m memsweep.worker reference --job "$(job $grid)" --out "/tmp/ref$grid.npz" || exit 1
+  python3 -m memsweep.harness.worker reference --job "$(job $grid)" --out "/tmp/ref$grid.npz" || exit 1
 done
 measure() {  # grid agents sharing dtype [extra env]
   local name="jax_g$1_a$2_$3_$4${5:+_$5}"

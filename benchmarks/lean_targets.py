@@ -30,10 +30,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from memsweep import storage, supervisor
-from memsweep.models import GridWorld, observation_matrix, transition_matrices
-from memsweep.reference import REFERENCE_SPEC
-from memsweep.spec import Job
+from memsweep.harness import supervisor
+from memsweep.plan.jobs import REFERENCE_SPEC, Job
+from memsweep.world import storage
+from memsweep.world.gridworld import GridWorld, observation_matrix, transition_matrices
 
 STEPS, REPEATS, POLICY_LEN = 20, 3, 1
 MEMSWEEP = shutil.which("memsweep", path=str(Path(sys.executable).parent)) or "memsweep"

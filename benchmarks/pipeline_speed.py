@@ -71,7 +71,7 @@ def copy_workflow(config: Path, destination: Path) -> Path:
 def bare_workflow(config: Path, destination: Path) -> int:
     import json
 
-    from memsweep.pipeline import Pipeline
+    from memsweep.workflow import Pipeline
 
     pipeline = Pipeline(yaml.safe_load(config.read_text()))
     paths = pipeline.measurement_files()

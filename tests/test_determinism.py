@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memsweep import probes, schema, supervisor
-from memsweep.spec import Job
+from memsweep.harness import probes, supervisor
+from memsweep.plan.jobs import Job
+from memsweep.results import schema
 
 from .conftest import memsweep
 

@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memsweep import storage
 from memsweep.agents import AgentSpec, StepInput, get
 from memsweep.agents.lean import LeanPopulation
-from memsweep.models import GridWorld
-from memsweep.precision import compare
-from memsweep.reference import make_reference
+from memsweep.harness.precision import compare
+from memsweep.harness.reference import make_reference
+from memsweep.world import storage
+from memsweep.world.gridworld import GridWorld
 
 from .conftest import memsweep
 

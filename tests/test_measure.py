@@ -8,9 +8,10 @@ pair that replays one reference made beforehand.
 import pandas as pd
 import pytest
 
-from memsweep import probes, schema, supervisor
 from memsweep.cli import build_parser
-from memsweep.spec import Job
+from memsweep.harness import probes, supervisor
+from memsweep.plan.jobs import Job
+from memsweep.results import schema
 
 from .conftest import memsweep
 

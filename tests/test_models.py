@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from memsweep.models import (
+from memsweep.world.gridworld import (
     ACTIONS,
     Environment,
     GridWorld,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from memsweep.agents import Beliefs
-from memsweep.models import GridWorld
-from memsweep.precision import compare, kl_divergence
-from memsweep.reference import make_reference
+from memsweep.harness.precision import compare, kl_divergence
+from memsweep.harness.reference import make_reference
+from memsweep.world.gridworld import GridWorld
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memsweep import probes
+from memsweep.harness import probes
 
 from .conftest import memsweep
 

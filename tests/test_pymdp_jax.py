@@ -10,8 +10,8 @@ import pytest
 
 from memsweep.agents import AgentSpec, StepInput, get
 from memsweep.agents.pymdp_jax import PRIVATE_LAYOUT, SHARED_LAYOUT
-from memsweep.models import ACTIONS, GridWorld
-from memsweep.reference import make_reference
+from memsweep.harness.reference import make_reference
+from memsweep.world.gridworld import ACTIONS, GridWorld
 
 from .conftest import memsweep
 

@@ -19,7 +19,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from memsweep import claims, figures, hotspots, report
+from memsweep.report import build as report
+from memsweep.report import claims, figures, hotspots
 
 from .conftest import ROOT
 from .test_workflow import copy_workflow, snakemake, write_config
@@ -247,7 +248,7 @@ def test_scaling_exponent_matches_an_independent_fit(data):
 
 def test_every_seed_claim_has_a_verdict(workdir, data):
     listed = claims.load()
-    source = yaml.safe_load((ROOT / "src/memsweep/data/seed_claims.yaml").read_text())
+    source = yaml.safe_load((ROOT / "src/memsweep/report/data/seed_claims.yaml").read_text())
     assert [c["id"] for c in listed] == [c["id"] for c in source["claims"]]
     rows = claims.evaluate(data["frame"])
     assert {r.claim for r in rows} == {c["id"] for c in listed}

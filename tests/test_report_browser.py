@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from memsweep import figures
+from memsweep.report import figures
 
 from .conftest import ROOT
 from .test_report import workdir  # noqa: F401  (the session fixture: the small sweep's report)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from memsweep.schema import measurement_files, read_file
+from memsweep.results.schema import measurement_files, read_file
 
 from .test_workflow import SNAKEMAKE, TINY, copy_workflow, planned, snakemake, write_config
 

@@ -6,8 +6,8 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from memsweep import schema
-from memsweep.schema import SchemaError
+from memsweep.results import schema
+from memsweep.results.schema import SchemaError
 
 
 def row(**overrides) -> dict:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from memsweep import storage as st
-from memsweep.models import GridWorld, observation_matrix, transition_matrices
+from memsweep.world import storage as st
+from memsweep.world.gridworld import GridWorld, observation_matrix, transition_matrices
 
 SUPPORTED = [
     (fmt, dtype)

@@ -13,10 +13,11 @@ import numpy as np
 import psutil
 import pytest
 
-from memsweep import schema, supervisor
-from memsweep.models import GridWorld
-from memsweep.reference import Reference
-from memsweep.spec import Job
+from memsweep.harness import supervisor
+from memsweep.harness.reference import Reference
+from memsweep.plan.jobs import Job
+from memsweep.results import schema
+from memsweep.world.gridworld import GridWorld
 
 from .conftest import memsweep
 
@@ -148,7 +149,7 @@ def test_a_child_killed_by_a_signal_yields_the_signal(tmp_path, reference_40):
                     cmdline = child.cmdline()
                 except psutil.Error:
                     continue
-                if "memsweep.worker" in cmdline and str(out) in cmdline:
+                if "memsweep.harness.worker" in cmdline and str(out) in cmdline:
                     time.sleep(0.5)  # let it get going
                     os.kill(child.pid, signal.SIGKILL)
                     killed.append(child.pid)

@@ -200,6 +200,6 @@ def test_backend_edit_reruns_only_that_backend(workdir):
 
 
 def test_report_edit_reruns_only_the_report(workdir):
-    with edited(workdir / "src/memsweep/report.py"):
+    with edited(workdir / "src/memsweep/report/build.py"):
         jobs = planned(workdir)
     assert set(jobs) == {"report"}

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-from dataclasses import replace
 from pathlib import Path
 
-from .spec import MODEL_SETTINGS, SHARING, Job
+from memsweep.plan.jobs import MODEL_SETTINGS, SHARING, Job
 
 
 class CliError(Exception):
@@ -32,7 +30,7 @@ AXIS_OPTIONS = ("backend", "storage", "dtype", "grid", "agents", "sharing", "pol
 
 def axes_from_path(path: str) -> dict:
     """The configuration a measurement path names: ``…/backend=lean/…/policy_len=1.parquet``."""
-    from .schema import hive_parts
+    from memsweep.results.schema import hive_parts
 
     settings = hive_parts(path)
     stem = Path(path).name.removesuffix(".parquet")
@@ -63,8 +61,8 @@ def job_from_args(args) -> Job:
 
 
 def cmd_measure(args) -> int:
-    from . import agents, supervisor
-    from .reference import REFERENCE_SPEC
+    from memsweep import agents
+    from memsweep.harness import supervisor
 
     job = job_from_args(args)
     try:
@@ -76,16 +74,9 @@ def cmd_measure(args) -> int:
             f"unsupported configuration ({job.backend}, {job.storage}, {job.dtype}): {reason}"
         )
     out = Path(args.out)
-    with tempfile.TemporaryDirectory(prefix="memsweep-ref-") as scratch:
-        reference = args.reference
-        if reference is None:
-            print(
-                "computing the reference trace (float64 dense PyMDP numpy agent)...",
-                file=sys.stderr,
-            )
-            reference = Path(scratch) / "reference.npz"
-            supervisor.make_reference_file(replace(job, **REFERENCE_SPEC), reference)
-        outcome = supervisor.measure_job(job, out, reference, args.mem_cap_mb)
+    if args.reference is None:
+        print("computing the reference trace (float64 dense PyMDP numpy agent)...", file=sys.stderr)
+    outcome = supervisor.measure(job, out, args.reference, args.mem_cap_mb)
     status = "ok" if outcome.ok else f"FAILED: {outcome.reason}"
     peak_mb = outcome.peak_rss_bytes / 1e6
     print(f"{out}: {status} ({outcome.seconds:.1f} s, child peak RSS {peak_mb:.0f} MB)")
@@ -95,7 +86,7 @@ def cmd_measure(args) -> int:
 def cmd_calibrate(args) -> int:
     import pandas as pd
 
-    from .probes import calibrate
+    from memsweep.harness.probes import calibrate
 
     table = pd.DataFrame(calibrate(tuple(args.sizes_mb)))
     out = Path(args.out)
@@ -111,7 +102,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from . import config, sweep
+    from memsweep.plan import config, sweep
 
     try:
         planned = sweep.plan(config.load(args.config))
@@ -126,8 +117,8 @@ def cmd_plan(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .agents import BACKENDS
-    from .storage import DTYPES, FORMATS
+    from memsweep import agents
+    from memsweep.world.storage import DTYPES, FORMATS
 
     parser = argparse.ArgumentParser(prog="memsweep", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -138,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure one configuration in its own process; write one tidy Parquet file. "
         "A run that fails (exception, memory cap, signal) still writes a file, with status=failed.",
     )
-    measure.add_argument("--backend", choices=BACKENDS, help="agent implementation")
+    measure.add_argument("--backend", choices=agents.names(), help="agent implementation")
     measure.add_argument("--storage", choices=FORMATS, help="matrix storage format of A and B")
     measure.add_argument("--dtype", choices=DTYPES, help="floating-point type of the model")
     measure.add_argument("--grid", type=int, help="side G of the G×G grid world (N = G² states)")

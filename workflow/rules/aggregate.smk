@@ -5,7 +5,7 @@ rule aggregate:
     input:
         measurements=PIPELINE.measurement_files(),
         plan="results/sweep/plan.parquet",
-        code=PIPELINE.code(["aggregate.py"]),
+        code=AGGREGATE_CODE,
     output:
         measurements="results/measurements.parquet",
         tables=expand("results/tables/{table}.{ext}", table=TABLES, ext=["csv", "md"]),

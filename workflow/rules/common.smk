@@ -1,16 +1,22 @@
 # Config validation and the plan, made once at parse time. The patterns and the
-# input/params/resource functions live in memsweep.pipeline (tested with the package).
+# input/params/resource functions live in memsweep.workflow (tested with the package).
 import sys
 
 from snakemake.utils import min_version, validate
 
-from memsweep.config import ConfigError
-from memsweep.pipeline import PLAN_CODE, REFERENCE_CODE, REPORT_CODE, Pipeline
+from memsweep.plan.config import SCHEMA, ConfigError
+from memsweep.workflow import (
+    AGGREGATE_CODE,
+    PLAN_CODE,
+    REFERENCE_CODE,
+    REPORT_CODE,
+    Pipeline,
+)
 
 min_version("9.0")
 
 
-validate(config, "../schemas/config.schema.yaml")
+validate(config, str(SCHEMA))
 try:
     PIPELINE = Pipeline(config)
 except ConfigError as error:

@@ -2,7 +2,7 @@ rule plan:
     input:
         # What a plan says depends on the backends' declared capabilities and the
         # prediction: an edit there rewrites the plan (and so the report's reasons).
-        code=PIPELINE.code(PLAN_CODE),
+        code=PLAN_CODE,
     output:
         "results/sweep/plan.parquet",
     log:

@@ -1,6 +1,6 @@
 rule reference:
     input:
-        code=PIPELINE.code(REFERENCE_CODE),
+        code=REFERENCE_CODE,
     output:
         REFERENCE_OUTPUT,
     log:

@@ -11,7 +11,7 @@ rule calibrate:
         "../scripts/calibrate.py"
 
 
-# The figures are one folder: their names live in memsweep.figures, which the parser
+# The figures are one folder: their names live in memsweep.report.figures, which the parser
 # does not import (it pulls in pandas and matplotlib). Snakemake's own report picks
 # every PNG in it, captioned by workflow/report/figures.rst.
 rule report:
@@ -19,7 +19,7 @@ rule report:
         measurements="results/measurements.parquet",
         plan="results/sweep/plan.parquet",
         calibration="results/calibration.parquet",
-        code=PIPELINE.code([*REPORT_CODE, "data/seed_claims.yaml"]),
+        code=REPORT_CODE,
     output:
         markdown="results/report/hotspots.md",
         html=report(

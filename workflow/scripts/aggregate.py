@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from memsweep import aggregate
 from memsweep.logs import logged
+from memsweep.results import aggregate
 
 with logged(snakemake.log[0]):
     aggregate.run(

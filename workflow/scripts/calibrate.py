@@ -2,8 +2,8 @@
 
 import pandas as pd
 
+from memsweep.harness.probes import calibrate
 from memsweep.logs import logged
-from memsweep.probes import calibrate
 
 with logged(snakemake.log[0]):
     table = pd.DataFrame(calibrate())

@@ -2,8 +2,8 @@
 
 import json
 
-from memsweep import sweep
 from memsweep.logs import logged
+from memsweep.plan import sweep
 
 with logged(snakemake.log[0]):
     planned = sweep.plan(json.loads(snakemake.params.config))

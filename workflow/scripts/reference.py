@@ -2,9 +2,9 @@
 
 import json
 
+from memsweep.harness.supervisor import make_reference_file
 from memsweep.logs import logged
-from memsweep.spec import Job
-from memsweep.supervisor import make_reference_file
+from memsweep.plan.jobs import Job
 
 with logged(snakemake.log[0]):
     make_reference_file(Job.from_dict(json.loads(snakemake.params.job)), snakemake.output[0])

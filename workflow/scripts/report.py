@@ -1,7 +1,7 @@
 """Snakemake adapter: the hotspot report (Markdown, HTML, figures)."""
 
-from memsweep import report
 from memsweep.logs import logged
+from memsweep.report import build as report
 
 with logged(snakemake.log[0]):
     report.write(

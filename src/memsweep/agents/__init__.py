@@ -1,48 +1,75 @@
-"""Backends: one module each, registered here by name.
+"""Backends: one module each in this folder, found by scanning it.
 
-Modules are imported on first use only; each keeps its heavy imports inside
-``Backend.load`` so that planning a sweep never imports PyMDP or JAX.
+A backend module holds one :class:`~memsweep.agents.base.Backend` instance named
+``BACKEND``; its ``name`` is the value of the ``backend`` axis. Nothing else lists the
+backends: the config schema's choices, the CLI's choices and the plan all ask
+:func:`names`. Modules keep their heavy imports inside ``Backend.load``, so finding
+the backends (at Snakemake parse time) imports no PyMDP or JAX.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import pkgutil
 from pathlib import Path
 
-from .base import AgentSpec, Backend, Beliefs, Population, StepInput, StoredModel, build_model
+from memsweep.agents.base import (
+    AgentSpec,
+    Backend,
+    Beliefs,
+    Population,
+    StepInput,
+    StoredModel,
+    build_model,
+)
 
-MODULES = {
-    "pymdp-numpy": "pymdp_numpy",
-    "pymdp-jax": "pymdp_jax",
-    "lean": "lean",
-}
-BACKENDS = tuple(MODULES)
+# Modules of this folder that are not backends.
+_NOT_BACKENDS = {"base"}
 
 
 class UnknownBackend(ValueError):
     pass
 
 
-def module_path(name: str) -> Path:
-    """The source file of a backend: a job's input, so editing it reruns that backend only."""
-    if name not in MODULES:
-        raise UnknownBackend(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
-    return Path(__file__).with_name(MODULES[name] + ".py")
-
-
 @functools.cache
+def _registry() -> dict[str, tuple[str, Backend]]:
+    """backend name -> (module name, BACKEND), for every backend module in this folder."""
+    found = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name in _NOT_BACKENDS or info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        backend = getattr(module, "BACKEND", None)
+        if not isinstance(backend, Backend):
+            raise TypeError(f"{module.__file__}: a backend module must define BACKEND = <Backend>")
+        if backend.name in found:
+            raise ValueError(f"backend {backend.name!r} is defined twice ({info.name}.py)")
+        found[backend.name] = (info.name, backend)
+    return found
+
+
+def names() -> tuple[str, ...]:
+    """Every backend's name, in the order of their modules' names."""
+    return tuple(_registry())
+
+
 def get(name: str) -> Backend:
-    """The backend named ``name``; a backend whose module is missing raises UnknownBackend."""
-    path = module_path(name)
-    if not path.exists():
-        raise UnknownBackend(f"backend {name!r} is not built yet ({path.name} is missing)")
-    return importlib.import_module(f"{__name__}.{MODULES[name]}").BACKEND
+    """The backend named ``name``; an unknown name raises :class:`UnknownBackend`."""
+    try:
+        return _registry()[name][1]
+    except KeyError:
+        raise UnknownBackend(f"unknown backend {name!r}; known: {', '.join(names())}") from None
+
+
+def module_path(name: str) -> Path:
+    """The source file of a backend: its jobs' code digest, so an edit reruns that backend only."""
+    get(name)
+    return Path(__file__).with_name(_registry()[name][0] + ".py")
 
 
 __all__ = [
     "AgentSpec",
-    "BACKENDS",
     "Backend",
     "Beliefs",
     "Population",
@@ -52,4 +79,5 @@ __all__ = [
     "build_model",
     "get",
     "module_path",
+    "names",
 ]

@@ -8,7 +8,7 @@ sweep stays cheap), and builds a :class:`Population`: ``agents`` agents alive
 at once, each with its own beliefs, holding one model (``shared``) or a copy
 each (``private``).
 
-The harness (:mod:`memsweep.measure`) drives a population one step at a time:
+The harness (:mod:`memsweep.harness.measure`) drives a population one step at a time:
 for each operation in ``population.operations`` it calls
 ``population.call(operation, step)`` once, which runs that operation for every
 agent. ``step.reference_action`` is the action the reference agent took at
@@ -25,8 +25,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from .. import storage as st
-from ..models import (
+from memsweep.world import storage as st
+from memsweep.world.gridworld import (
     GridWorld,
     initial_beliefs,
     observation_matrix,

@@ -69,7 +69,7 @@ import math
 
 import numpy as np
 
-from .base import AgentSpec, Backend, Beliefs, Population, StepInput, StoredModel
+from memsweep.agents.base import AgentSpec, Backend, Beliefs, Population, StepInput, StoredModel
 
 EPS_VAL = 1e-16  # pymdp.legacy.maths.EPS_VAL: the epsilon of spm_log_single
 # spm_MDP_G's threshold on q(s) and its epsilon inside ln(A); a Python float so arithmetic on

@@ -64,8 +64,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..models import GridWorld
-from .base import AgentSpec, Backend, Beliefs, Population, StepInput, StoredModel, build_model
+from memsweep.agents.base import (
+    AgentSpec,
+    Backend,
+    Beliefs,
+    Population,
+    StepInput,
+    StoredModel,
+    build_model,
+)
+from memsweep.world.gridworld import GridWorld
 
 _SPARSE = (
     "PyMDP's JAX agent takes dense arrays only: scipy sparse and jax.experimental.sparse "

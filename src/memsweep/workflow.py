@@ -17,47 +17,54 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import config as config_module
-from . import sweep
-from .agents import module_path
+from memsweep.agents import module_path
+from memsweep.plan import config as config_module
+from memsweep.plan import predict, sweep
+from memsweep.plan.jobs import reference_job
 
 PACKAGE = Path(__file__).resolve().parent
-# The measurement harness: an edit to any of these changes every measurement.
-HARNESS = (
-    "measure.py",
-    "probes.py",
-    "models.py",
-    "storage.py",
-    "schema.py",
-    "precision.py",
-    "supervisor.py",
-    "worker.py",
-    "agents/base.py",
-)
-# The reference trace depends on the model and on how the reference is run. The
-# pymdp-numpy adapter is left out on purpose: an edit to one backend's module must
-# rerun that backend's jobs only (a PyMDP upgrade changes the pinned version instead).
-REFERENCE_CODE = ("reference.py", "models.py")
-PLAN_CODE = (
-    "sweep.py",
-    "spec.py",
-    "agents/__init__.py",
-    "agents/base.py",
-    "agents/pymdp_numpy.py",
-    "agents/pymdp_jax.py",
-    "agents/lean.py",
-)
+
+
+def sources(*names: str) -> tuple[str, ...]:
+    """The source files of the named package folders and files (``.py`` and ``.yaml``).
+
+    Stages are folders, so a stage's digest is its folder's: a module added to a stage
+    is in its digest without being listed anywhere.
+    """
+    found = []
+    for name in names:
+        path = PACKAGE / name
+        members = [path] if path.is_file() else path.rglob("*")
+        found += [p for p in members if p.suffix in (".py", ".yaml") and p.is_file()]
+    return tuple(str(p) for p in sorted(set(found)))
+
+
+# What each stage's output depends on. Every measurement: the harness, the world, the
+# table it writes, the job's definition and the backend protocol (each backend's own
+# module is added per job). The reference: the world and the reference harness, but not
+# the pymdp-numpy adapter: an edit to one backend must rerun that backend's jobs only
+# (a PyMDP upgrade changes the pinned version instead).
+HARNESS = sources(
+    "harness", "world", "results/schema.py", "files.py", "plan/jobs.py",
+    "agents/base.py", "agents/__init__.py",
+)  # fmt: skip
+REFERENCE_CODE = sources("harness/reference.py", "world", "files.py")
+# A plan depends on the backends' declared capabilities and predictions.
+PLAN_CODE = sources("plan", "agents", "world")
+AGGREGATE_CODE = sources("results", "files.py")
+REPORT_CODE = sources("report")
 # Resident memory of the Snakemake processes that run a job on a cluster node, beside
 # the measured process itself (see docs/cluster.md).
 SNAKEMAKE_OVERHEAD_MB = 512
-REPORT_CODE = ("report.py", "hotspots.py", "figures.py", "claims.py", "html.py")
 
 
 @functools.cache
 def _digest(paths: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
     for path in paths:
-        digest.update(path.encode() + b"\0" + Path(path).read_bytes())
+        # Paths relative to the package: moving the checkout does not rerun anything.
+        name = Path(path).relative_to(PACKAGE).as_posix()
+        digest.update(name.encode() + b"\0" + Path(path).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -88,7 +95,7 @@ class Pipeline:
         self.references = {}
         for planned in self.runnable.values():
             self.references.setdefault(
-                sweep.reference_path(planned.job, self.axes), sweep.reference_job(planned.job)
+                sweep.reference_path(planned.job, self.axes), reference_job(planned.job)
             )
 
     # Paths -----------------------------------------------------------------
@@ -104,9 +111,6 @@ class Pipeline:
         """Each wildcard matches only values the plan knows: no path outside results/."""
         axes = (*self.folder_axes, "policy_len")
         return {axis: _alternatives(getattr(p.job, axis) for p in self.planned) for axis in axes}
-
-    def code(self, names) -> list[str]:
-        return [str(PACKAGE / name) for name in names if (PACKAGE / name).exists()]
 
     # Rule functions -----------------------------------------------------------
     def planned_job(self, wildcards) -> sweep.PlannedJob:
@@ -149,13 +153,11 @@ class Pipeline:
         """
         planned_job, max_job_mb = self.planned_job, self.max_job_mb
 
-        harness = tuple(self.code(HARNESS))
-
         def code_version(wildcards):
             # A digest of the harness and the job's backend module, as a params value rather
             # than eleven input files per job: an edit to agents/lean.py changes the lean
             # jobs' params only, so only they rerun, and parsing stays fast.
-            return _digest((*harness, str(module_path(wildcards.backend))))
+            return _digest((*HARNESS, str(module_path(wildcards.backend))))
 
         def mem_mb(wildcards, attempt):
             # What a scheduler is asked for: the prediction with headroom, plus what the
@@ -166,7 +168,7 @@ class Pipeline:
             return int((measured + SNAKEMAKE_OVERHEAD_MB) * attempt)
 
         def runtime(wildcards, attempt):
-            return sweep.predict_minutes(planned_job(wildcards).job) * attempt
+            return predict.predict_minutes(planned_job(wildcards).job) * attempt
 
         functions = {"code_version": code_version, "mem_mb": mem_mb, "runtime": runtime}
         for function in functions.values():

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
-from .agents.base import AgentSpec
-from .models import GridWorld
+from memsweep.agents.base import AgentSpec
+from memsweep.world.gridworld import GridWorld
 
 SHARING = ("private", "shared")
+# The reference every variant is scored against: float64 dense PyMDP numpy, one agent.
+REFERENCE_SPEC = dict(
+    backend="pymdp-numpy", storage="dense", dtype="float64", agents=1, sharing="shared"
+)
 # Settings that change a job's result but are not sweep axes by default.
 MODEL_SETTINGS = ("obs_noise", "noise_kind", "move_success", "steps", "repeats", "seed")
 
@@ -74,6 +78,11 @@ class Job:
     def columns(self) -> dict:
         """The configuration columns of every measurement row of this job."""
         return {**self.to_dict(), "config_id": self.config_id, "states": self.states}
+
+
+def reference_job(job: Job) -> Job:
+    """The job whose reference trace ``job`` replays: same world and depth, REFERENCE_SPEC."""
+    return replace(job, **REFERENCE_SPEC)
 
 
 # setting -> the type its value is cast to (annotations are strings under __future__).

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .agents import Beliefs
-from .reference import Reference
+from memsweep.agents import Beliefs
+from memsweep.harness.reference import Reference
 
 PROBE = "reference_trace"
 _TINY = 1e-300  # keeps log(0) finite where q gives zero mass to a state the reference does not

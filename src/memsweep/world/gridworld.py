@@ -13,7 +13,7 @@ N observations (the cell it sees). Five actions: stay, up, down, left, right.
   where it starts (the environment starts it at the top-left cell).
 
 Matrices are built sparse in float64 (a 60×60 grid's dense B would be 518 MB
-before any agent exists); :mod:`memsweep.storage` casts and normalises them in
+before any agent exists); :mod:`memsweep.world.storage` casts and normalises them in
 the dtype a job asks for. Everything here is a pure function of the settings.
 """
 

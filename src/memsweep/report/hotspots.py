@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .schema import CONFIG_FIELDS
+from memsweep.results.schema import CONFIG_FIELDS
 
 # Every column that names a configuration (``layout`` is an outcome, not a setting).
 CONFIG = [f.name for f in CONFIG_FIELDS if f.name != "layout"]
@@ -599,7 +599,7 @@ def prediction_table(frame: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
     import, so it also holds the interpreter; ``above_import`` compares the rest only:
     the prediction less its import term against the measured peak above the baseline.
     """
-    from .sweep import IMPORT_MB
+    from memsweep.plan.predict import IMPORT_MB
 
     whole = footprint(frame, "resident").rename(columns={"value": "measured"})
     peak = per_config(frame, selector("summary", "all", "peak_bytes", "vmhwm"))

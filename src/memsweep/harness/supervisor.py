@@ -1,6 +1,6 @@
 """Run one job in a fresh child process, under a memory cap; every job yields a record.
 
-The child (:mod:`memsweep.worker`) starts with a clean interpreter, so the
+The child (:mod:`memsweep.harness.worker`) starts with a clean interpreter, so the
 measurement sees none of the caller's imports. The supervisor polls the
 child's resident memory (RSS of the child and its descendants: real pages,
 so JAX's large virtual reservations do not count) and kills it when it passes
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import psutil
 
-from .files import remove_partials
-from .schema import to_table, write_measurements
-from .spec import Job
+from memsweep.files import remove_partials
+from memsweep.plan.jobs import Job, reference_job
+from memsweep.results.schema import to_table, write_measurements
 
 POLL_SECONDS = 0.02
 PROBE = "supervisor"
@@ -73,7 +73,7 @@ def _describe(outcome: Outcome) -> str:
 def run_child(
     args: list[str], mem_cap_mb: float | None = None, log: str | Path | None = None
 ) -> Outcome:
-    """Run ``python -m memsweep.worker ARGS`` and watch it.
+    """Run ``python -m memsweep.harness.worker ARGS`` and watch it.
 
     The child's output goes to ``log`` (with a closing line saying how it ended), or to
     this process's stderr when no log is given.
@@ -96,7 +96,7 @@ def _watch(args: list[str], mem_cap_mb: float | None) -> tuple[Outcome, str]:
             scratch / "error.json",
             scratch / "log",
         )
-        command = [sys.executable, "-m", "memsweep.worker", *args]
+        command = [sys.executable, "-m", "memsweep.harness.worker", *args]
         command += ["--phase-file", str(phase_file), "--error-file", str(error_file)]
         started = time.perf_counter()
         with open(log_file, "wb") as log:
@@ -134,7 +134,7 @@ def _watch(args: list[str], mem_cap_mb: float | None) -> tuple[Outcome, str]:
 
 def failed_record(job: Job, outcome: Outcome, out: str | Path) -> Path:
     """The Parquet record of a job that did not finish: what happened, and where."""
-    from .measure import provenance
+    from memsweep.harness.measure import provenance
 
     row = {
         **job.columns(),
@@ -179,3 +179,22 @@ def make_reference_file(job: Job, out: str | Path, log: str | Path | None = None
     if not outcome.ok:
         raise RuntimeError(f"reference run failed: {outcome.reason}")
     return outcome
+
+
+def measure(
+    job: Job,
+    out: str | Path,
+    reference: str | Path | None = None,
+    mem_cap_mb: float | None = None,
+) -> Outcome:
+    """Measure ``job`` into ``out`` in a fresh process, computing its reference if not given.
+
+    The reference (float64 dense PyMDP numpy, one agent) runs in a process of its own
+    too, so neither figure sees the other's imports.
+    """
+    if reference is not None:
+        return measure_job(job, out, reference, mem_cap_mb)
+    with tempfile.TemporaryDirectory(prefix="memsweep-ref-") as scratch:
+        path = Path(scratch) / "reference.npz"
+        make_reference_file(reference_job(job), path)
+        return measure_job(job, out, path, mem_cap_mb)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import hotspots
-from .hotspots import per_config, selector
+from memsweep.report import hotspots
+from memsweep.report.hotspots import per_config, selector
 
 CAPTIONS = {
     "memory_vs_grid": "Peak memory above the post-import baseline against the number of "

@@ -12,13 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .agents import AgentSpec, StepInput
-from .files import atomic
-from .models import Environment, GridWorld
-
-REFERENCE_SPEC = dict(
-    backend="pymdp-numpy", storage="dense", dtype="float64", agents=1, sharing="shared"
-)
+from memsweep.agents import AgentSpec, StepInput
+from memsweep.files import atomic
+from memsweep.plan.jobs import REFERENCE_SPEC
+from memsweep.world.gridworld import Environment, GridWorld
 
 
 @dataclass
@@ -73,7 +70,7 @@ class Reference:
 
 
 def make_reference(world: GridWorld, policy_len: int, steps: int) -> Reference:
-    from .agents import get
+    from memsweep.agents import get
 
     backend = get(REFERENCE_SPEC["backend"])
     backend.load()

@@ -1,6 +1,6 @@
-"""The entry point of a job's own process: ``python -m memsweep.worker``.
+"""The entry point of a job's own process: ``python -m memsweep.harness.worker``.
 
-Started by :mod:`memsweep.supervisor`, never by hand. It reports its phase in
+Started by :mod:`memsweep.harness.supervisor`, never by hand. It reports its phase in
 ``--phase-file`` (so a supervisor that stops it can say where) and, when it
 raises, the error in ``--error-file``.
 """
@@ -27,7 +27,7 @@ def _phase_writer(path: str | None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m memsweep.worker")
+    parser = argparse.ArgumentParser(prog="python -m memsweep.harness.worker")
     parser.add_argument("task", choices=["measure", "reference"])
     parser.add_argument("--job", required=True, help="the job's settings as JSON")
     parser.add_argument("--reference", help="reference trace (.npz) to replay")
@@ -37,18 +37,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     on_phase = _phase_writer(args.phase_file)
     try:
-        from .spec import Job
+        from memsweep.plan.jobs import Job
 
         job = Job.from_dict(json.loads(args.job))
         if args.task == "reference":
-            from .reference import make_reference
+            from memsweep.harness.reference import make_reference
 
             on_phase("reference")
             make_reference(job.world(), job.policy_len, job.steps).save(args.out)
         else:
-            from .measure import measure
-            from .reference import Reference
-            from .schema import write_measurements
+            from memsweep.harness.measure import measure
+            from memsweep.harness.reference import Reference
+            from memsweep.results.schema import write_measurements
 
             table = measure(job, Reference.load(args.reference), on_phase)
             on_phase("write")

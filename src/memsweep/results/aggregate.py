@@ -13,9 +13,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .files import atomic
-from .schema import MEASUREMENT_SCHEMA, SchemaError, read_file
-from .sweep import CORE_AXES
+from memsweep.files import atomic
+from memsweep.results.schema import MEASUREMENT_SCHEMA, SchemaError, read_file
+from memsweep.plan.sweep import CORE_AXES
 
 # The summary tables: metric -> (file stem, unit scale, unit label in Markdown).
 SUMMARY_TABLES = {

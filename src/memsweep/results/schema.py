@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .files import atomic
+from memsweep.files import atomic
 
 # Columns that describe the configuration; one per sweep axis or model setting.
 CONFIG_FIELDS: list[pa.Field] = [

@@ -31,13 +31,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import __version__, probes
-from . import precision as precision_metrics
-from .agents import StepInput, get
-from .models import GridWorld
-from .reference import Reference
-from .schema import to_table_columns
-from .spec import Job
+from memsweep import __version__
+from memsweep.agents import StepInput, get
+from memsweep.harness import precision as precision_metrics
+from memsweep.harness import probes
+from memsweep.harness.reference import Reference
+from memsweep.plan.jobs import Job
+from memsweep.results.schema import to_table_columns
+from memsweep.world.gridworld import GridWorld
 
 PhaseHook = Callable[[str], None]
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
-from . import agents
-from .config import ConfigError
-from .spec import MODEL_SETTINGS, Job
+from memsweep import agents
+from memsweep.plan.config import ConfigError
+from memsweep.plan.jobs import MODEL_SETTINGS, Job
+from memsweep.plan.predict import predict_mb
 
 # The axes every sweep has, in the order of the output folders; extra axes (model
 # settings promoted to axes) follow `sharing`; `policy_len` names the file.
@@ -21,13 +22,6 @@ CORE_AXES = ("backend", "storage", "dtype", "grid", "agents", "sharing", "policy
 RUN, UNSUPPORTED, OVER_BUDGET = "run", "unsupported", "over-budget"
 MEASUREMENTS = "results/measurements"
 REFERENCES = "results/reference"
-
-# Resident memory of a job's process after importing its backend (MB): measured on the
-# reference machine (see the report's import rows); the prediction adds the model and
-# the agents to it.
-IMPORT_MB = {"pymdp-numpy": 260.0, "pymdp-jax": 420.0, "lean": 120.0}
-ACTIONS = 5
-INDEX_BYTES = 4
 
 
 @dataclass(frozen=True)
@@ -69,47 +63,6 @@ def reference_path(job: Job, axes: tuple[str, ...]) -> str:
     extra = [a for a in folder_axes(axes) if a in MODEL_SETTINGS]
     folders = "/".join([f"grid={job.grid}", *(f"{a}={getattr(job, a)}" for a in extra)])
     return f"{REFERENCES}/{folders}/policy_len={job.policy_len}.npz"
-
-
-def model_mb(job: Job) -> float:
-    """MB of one A + B + C + D in the job's storage and dtype (local noise: 5 entries a column)."""
-    n, size = job.states, {"float64": 8, "float32": 4, "float16": 2}[job.dtype]
-    a_nnz = n * n if job.noise_kind == "uniform" else 5 * n
-    b_nnz = ACTIONS * 2 * n
-    if job.storage == "dense":
-        matrices = (n * n + ACTIONS * n * n) * size
-    else:
-        per_entry = size + INDEX_BYTES * (2 if job.storage == "coo" else 1)
-        pointers = 0 if job.storage == "coo" else (1 + ACTIONS) * (n + 1) * INDEX_BYTES
-        matrices = (a_nnz + b_nnz) * per_entry + pointers
-    return (matrices + 2 * n * size) / 1e6
-
-
-def predict_mb(job: Job) -> float:
-    """Predicted peak resident memory of the job's process (MB).
-
-    import cost + the model (once, plus a copy per agent when private) + per-agent
-    beliefs over policies + the largest per-call temporary. Each term follows a
-    measurement: PyMDP's JAX agent holds a copy of the model per batch row in both
-    layouts and its jitted step keeps one B slice per policy and agent as scratch;
-    the numpy agents build N×N temporaries; ``lean`` only vectors.
-    """
-    n, policies = job.states, ACTIONS**job.policy_len
-    size = {"float64": 8, "float32": 4, "float16": 2}[job.dtype]
-    model = model_mb(job)
-    copies = 1 + (job.agents if job.sharing == "private" else 0)
-    beliefs = job.agents * (policies * (job.policy_len + 1) + 4) * n * 8 / 1e6
-    temporaries = 2 * model if job.storage == "dense" else 0.0
-    if job.backend == "pymdp-jax":
-        copies = 1 + job.agents
-        temporaries = job.agents * policies * n * n * max(size, 4) / 1e6
-    return IMPORT_MB.get(job.backend, 300.0) + copies * model + beliefs + temporaries
-
-
-def predict_minutes(job: Job) -> int:
-    """Generous wall-time request for a scheduler: import + steps, never under 5 min."""
-    work = job.agents * job.steps * job.repeats * ACTIONS**job.policy_len * job.states**2
-    return max(5, math.ceil(2 + work / 2e10))
 
 
 def jobs_from_config(config: dict) -> tuple[list[Job], tuple[str, ...]]:
@@ -166,13 +119,6 @@ def plan(config: dict) -> list[PlannedJob]:
     return planned
 
 
-def reference_job(job: Job) -> Job:
-    """The job whose reference trace ``job`` replays (float64 dense PyMDP numpy, one agent)."""
-    from .reference import REFERENCE_SPEC
-
-    return replace(job, **REFERENCE_SPEC)
-
-
 def summary(planned: list[PlannedJob]) -> str:
     """A short text: counts by status and backend, the predicted total."""
     lines = [f"memsweep plan: {len(planned)} configurations"]
@@ -208,7 +154,7 @@ def plan_table(planned: list[PlannedJob]):
 
 def write_plan(planned: list[PlannedJob], path) -> None:
     """The plan table, written atomically (a killed run never leaves half a plan)."""
-    from .files import atomic
+    from memsweep.files import atomic
 
     with atomic(path) as temporary:
         plan_table(planned).to_parquet(temporary, index=False)

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from . import hotspots
-from .hotspots import config_label
+from memsweep.report import hotspots
+from memsweep.report.hotspots import config_label
 
 CONFIRMED, REFUTED, NOT_COMPARABLE = "confirmed", "refuted", "not comparable"
 VERDICTS = (CONFIRMED, REFUTED, NOT_COMPARABLE)
@@ -25,7 +25,7 @@ VERDICTS = (CONFIRMED, REFUTED, NOT_COMPARABLE)
 def load(path=None) -> list[dict]:
     """The claims file (the package's own unless ``path`` is given)."""
     if path is None:
-        text = resources.files("memsweep").joinpath("data/seed_claims.yaml").read_text()
+        text = resources.files("memsweep.report").joinpath("data/seed_claims.yaml").read_text()
     else:
         text = Path(path).read_text()
     return yaml.safe_load(text)["claims"]

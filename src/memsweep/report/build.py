@@ -2,7 +2,7 @@
 HTML and figures.
 
 The report is built once as a list of sections (text, key-value lists, tables,
-figures); :func:`markdown` and :mod:`memsweep.html` render the same sections, so
+figures); :func:`markdown` and :mod:`memsweep.report.page` render the same sections, so
 the two files never say different things. Every figure in them is computed here
 from the tables; nothing is typed by hand.
 """
@@ -21,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import __version__, claims, figures, hotspots
-from .aggregate import failures_table
-from .hotspots import FIX_AXES, Fit, Hotspot, config_label, selector_text
+from memsweep import __version__
+from memsweep.report import claims, figures, hotspots
+from memsweep.report.hotspots import FIX_AXES, Fit, Hotspot, config_label, selector_text
+from memsweep.results.aggregate import failures_table
 
 TOP = 5  # hotspots described in full; the ranking table lists every one
 
@@ -453,7 +454,7 @@ def build(frame, plan, calibration, figure_dir) -> tuple[str, list[Section]]:
     seed.text(
         "Every quantitative claim of the hand-made seed study beside our figure for the "
         "closest comparable configuration (claims, selections and tolerance rules: "
-        "memsweep/data/seed_claims.yaml). 'spread' is our figure over every qualifying "
+        "memsweep/report/data/seed_claims.yaml). 'spread' is our figure over every qualifying "
         "configuration."
     )
     sections.append(seed.table(claims_table(claims.evaluate(frame))))
@@ -545,7 +546,7 @@ def markdown(title: str, sections: list[Section], figure_base: str = "figures") 
 
 def write(measurements, plan, calibration, out_markdown, out_html=None, figure_dir=None) -> None:
     """Read the tables, build the report, write Markdown (and HTML) and the figures."""
-    from . import html
+    from memsweep.report import page as html
 
     frame = pd.read_parquet(measurements)
     plan_frame = pd.read_parquet(plan)

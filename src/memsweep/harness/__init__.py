@@ -1,0 +1,1 @@
+"""Measure one configuration in a fresh process: probes, phases, supervisor, reference."""
