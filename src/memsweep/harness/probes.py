@@ -1,23 +1,10 @@
 """Memory, time and GC probes. Every reading names the probe that made it.
 
-Which probe sees what:
-
-* ``tracemalloc``: Python objects and numpy buffers (numpy reports its data
-  allocations to tracemalloc). Blind to XLA buffers and most C libraries.
-* ``psutil_uss``: pages only this process holds (from ``/proc/self/smaps``).
-  Sees everything, JAX included; reads are a few ms on a large process.
-* ``psutil_rss``: resident pages, shared libraries included.
-* ``rss_anon``: anonymous resident pages (``RssAnon`` in ``/proc/self/status``):
-  heap, mmap'd arrays and XLA buffers, but no library pages, so unlike USS it
-  does not move when another process maps the same libraries.
-* ``vmhwm``: the kernel's peak RSS (``VmHWM``). Writing ``5`` to
-  ``/proc/self/clear_refs`` resets it, so the peak of a window is visible even
-  when a temporary is freed before anyone could sample it.
-* ``jax_memory_stats``: an accelerator's own allocator counters (bytes in use, peak),
-  read through ``jax.Device.memory_stats()``; only on a GPU/TPU, which process probes
-  cannot see.
-* ``gc_callbacks``: collections per generation and their pause time.
-* ``perf_counter``: wall time.
+Each probe is one class in :data:`REGISTRY` (``@register``), declaring what it sees,
+the rows it writes and whether it ranks memory consumers; the harness, the report's
+consumers and its figures iterate over the registry. :class:`Window` measures one
+call (time, traced peak, kernel peak); :func:`calibrate` checks every probe against
+allocations of known size.
 """
 
 from __future__ import annotations
@@ -26,19 +13,9 @@ import gc
 import time
 import tracemalloc
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import psutil
-
-TRACEMALLOC = "tracemalloc"
-USS = "psutil_uss"
-RSS = "psutil_rss"
-ANON = "rss_anon"
-VMHWM = "vmhwm"
-GC = "gc_callbacks"
-DEVICE = "jax_memory_stats"
-CLOCK = "perf_counter"
-EXACT = "nbytes"  # arithmetic on array sizes, not a reading
-DERIVED = "derived"  # computed from other rows (a ratio, a fit)
 
 _PROCESS = psutil.Process()
 
@@ -57,20 +34,170 @@ def settle() -> None:
     gc.collect()
 
 
+# The registry ---------------------------------------------------------------------------
+class Probe:
+    """One way of reading memory or time; every reading names its probe.
+
+    A subclass declares what the rest of memsweep needs to know of it, once: the
+    harness reads every *level* probe between windows (``level_metric`` names its rows:
+    ``{level_metric}_bytes``, ``{level_metric}_growth_per_100_steps_bytes``), the report
+    ranks consumers under every probe with a ``rank`` (lower breaks ties first), and
+    ``peak`` probes measure each window's peak (``call_peak_bytes``).
+    """
+
+    name: ClassVar[str]
+    sees: ClassVar[str]  # what it can and cannot see, in one sentence (for the report)
+    unit: ClassVar[str] = "B"
+    level_metric: ClassVar[str | None] = None
+    peak: ClassVar[bool] = False
+    rank: ClassVar[int | None] = None
+
+    @classmethod
+    def read(cls) -> Reading:
+        raise NotImplementedError(f"{cls.name} is not read as a level")
+
+
+REGISTRY: dict[str, type[Probe]] = {}
+
+
+def register(probe: type[Probe]) -> type[Probe]:
+    if probe.name in REGISTRY:
+        raise ValueError(f"probe {probe.name!r} is registered twice")
+    REGISTRY[probe.name] = probe
+    return probe
+
+
+def levels() -> tuple[type[Probe], ...]:
+    """Probes read as levels between windows, in registration order."""
+    return tuple(p for p in REGISTRY.values() if p.level_metric)
+
+
+def ranking() -> tuple[str, ...]:
+    """Probes that rank memory consumers, in tie-break order."""
+    ranked = [p for p in REGISTRY.values() if p.rank is not None]
+    return tuple(p.name for p in sorted(ranked, key=lambda p: p.rank))
+
+
+def peaks() -> tuple[str, ...]:
+    """Probes that measure the peak of a window."""
+    return tuple(p.name for p in REGISTRY.values() if p.peak)
+
+
+@register
+class Traced(Probe):
+    name = "tracemalloc"
+    sees = "Python objects and numpy buffers, exactly; blind to XLA's buffers and most C libraries"
+    level_metric = "traced"
+    peak = True
+    rank = 3
+
+    @classmethod
+    def read(cls) -> Reading:
+        return Reading(float(tracemalloc.get_traced_memory()[0]), cls.name)
+
+
+@register
+class Unique(Probe):
+    name = "psutil_uss"
+    sees = (
+        "pages only this process holds, JAX included; also moves when other processes map "
+        "or unmap the same libraries"
+    )
+    level_metric = "resident"
+    rank = 2
+
+    @classmethod
+    def read(cls) -> Reading:
+        return Reading(float(_PROCESS.memory_full_info().uss), cls.name)
+
+
+@register
+class Anonymous(Probe):
+    name = "rss_anon"
+    sees = (
+        "anonymous resident pages (heap, mmap'd arrays, XLA buffers), no library pages; "
+        "blind to a temporary that reuses pages already resident"
+    )
+    level_metric = "anon"
+    rank = 1
+
+    @classmethod
+    def read(cls) -> Reading:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith("RssAnon:"):
+                    return Reading(float(int(line.split()[1]) * 1024), cls.name)
+        return Reading(float("nan"), cls.name, status="unavailable", reason="no RssAnon line")
+
+
+@register
+class Resident(Probe):
+    name = "psutil_rss"
+    sees = "resident pages, shared libraries included"
+
+    @classmethod
+    def read(cls) -> Reading:
+        return Reading(float(_PROCESS.memory_info().rss), cls.name)
+
+
+@register
+class HighWaterMark(Probe):
+    name = "vmhwm"
+    sees = (
+        "the kernel's peak resident set over a window (reset through clear_refs): what a "
+        "memory limit sees; blind to a temporary that reuses pages already resident"
+    )
+    peak = True
+    rank = 0
+
+
+@register
+class Device(Probe):
+    name = "jax_memory_stats"
+    sees = "an accelerator allocator's own counters (GPU/TPU), which process probes cannot see"
+
+
+@register
+class GcCallbacks(Probe):
+    name = "gc_callbacks"
+    sees = "collections per generation and their pause time"
+    unit = "count"
+
+
+@register
+class Clock(Probe):
+    name = "perf_counter"
+    sees = "wall time"
+    unit = "s"
+
+
+@register
+class Exact(Probe):
+    name = "nbytes"
+    sees = "arithmetic on the arrays' sizes (not a reading): the model's exact bytes"
+
+
+TRACEMALLOC = Traced.name
+USS = Unique.name
+RSS = Resident.name
+ANON = Anonymous.name
+VMHWM = HighWaterMark.name
+GC = GcCallbacks.name
+DEVICE = Device.name
+CLOCK = Clock.name
+EXACT = Exact.name
+
+
 def uss() -> Reading:
-    return Reading(float(_PROCESS.memory_full_info().uss), USS)
+    return Unique.read()
 
 
 def rss_anon() -> Reading:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith("RssAnon:"):
-                return Reading(float(int(line.split()[1]) * 1024), ANON)
-    return Reading(float("nan"), ANON, status="unavailable", reason="no RssAnon line")
+    return Anonymous.read()
 
 
 def rss() -> Reading:
-    return Reading(float(_PROCESS.memory_info().rss), RSS)
+    return Resident.read()
 
 
 def _vmhwm() -> float | None:
