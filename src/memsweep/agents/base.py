@@ -135,6 +135,9 @@ class Backend(ABC):
     # storage -> None (supported) or the reason it is not; same for dtypes.
     storages: ClassVar[dict[str, str | None]]
     dtypes: ClassVar[dict[str, str | None]]
+    # Probes that cannot see this backend's memory (pymdp-jax keeps its arrays in XLA
+    # buffers, which bypass Python's allocator): the report computes no saving across it.
+    blind_probes: ClassVar[tuple[str, ...]] = ()
 
     def unsupported_reason(self, spec: AgentSpec) -> str | None:
         """Why this backend cannot run ``spec``, or None. Must not import heavy modules."""

@@ -204,6 +204,7 @@ class PymdpJax(Backend):
     storages = {"dense": None, "csr": _SPARSE, "csc": _SPARSE, "coo": _SPARSE}
     # float16: stored in float16, computed in float32 (see the module docstring).
     dtypes = {"float64": None, "float32": None, "float16": None}
+    blind_probes = ("tracemalloc",)
 
     def __init__(self):
         self._step = None

@@ -15,6 +15,13 @@ from memsweep.plan.jobs import Job
 # the agents to it.
 IMPORT_MB = {"pymdp-numpy": 260.0, "pymdp-jax": 420.0, "lean": 120.0}
 ACTIONS = 5
+
+
+def import_mb(backend: str) -> float:
+    """The fixed per-process cost the prediction assumes for ``backend`` (MB)."""
+    return IMPORT_MB.get(backend, 300.0)
+
+
 INDEX_BYTES = 4
 
 
@@ -50,7 +57,7 @@ def predict_mb(job: Job) -> float:
     if job.backend == "pymdp-jax":
         copies = 1 + job.agents
         temporaries = job.agents * policies * n * n * max(size, 4) / 1e6
-    return IMPORT_MB.get(job.backend, 300.0) + copies * model + beliefs + temporaries
+    return import_mb(job.backend) + copies * model + beliefs + temporaries
 
 
 def predict_minutes(job: Job) -> int:

@@ -34,7 +34,7 @@ FIX_AXES = ("backend", "storage", "dtype", "sharing")
 PROBES = ("vmhwm", "rss_anon", "psutil_uss", "tracemalloc")
 # Backends whose memory a probe cannot see: pymdp-jax keeps its arrays in XLA buffers,
 # which bypass Python's allocator. A saving that crosses such a backend is not computed.
-BLIND = {"tracemalloc": ("pymdp-jax",)}
+BLIND = {"tracemalloc": ("pymdp-jax",)}  # to be read from agents.get(b).blind_probes
 # A fix must save at least this share of the hotspot under its ranking probe: smaller
 # differences are within the run-to-run spread of the process probes.
 FIX_SHARE = 0.05
@@ -599,7 +599,7 @@ def prediction_table(frame: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
     import, so it also holds the interpreter; ``above_import`` compares the rest only:
     the prediction less its import term against the measured peak above the baseline.
     """
-    from memsweep.plan.predict import IMPORT_MB
+    from memsweep.plan.predict import import_mb
 
     whole = footprint(frame, "resident").rename(columns={"value": "measured"})
     peak = per_config(frame, selector("summary", "all", "peak_bytes", "vmhwm"))
@@ -610,7 +610,7 @@ def prediction_table(frame: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
     )
     table = table.assign(
         measured_mb=table.measured / 1e6,
-        import_term_mb=table.backend.map(IMPORT_MB).astype(float),
+        import_term_mb=table.backend.map(import_mb).astype(float),
     )
     table = table.assign(
         error=(table.predicted_mb - table.measured_mb) / table.measured_mb,
