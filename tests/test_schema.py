@@ -71,8 +71,19 @@ def test_validate_rejects_missing_columns():
 
 
 def test_validate_rejects_unknown_phases():
-    with pytest.raises(SchemaError, match="unknown phases.*warmup"):
+    with pytest.raises(SchemaError, match="unknown phase values.*warmup"):
         schema.validate(table(phase="warmup"))
+
+
+def test_validate_rejects_unknown_units():
+    with pytest.raises(SchemaError, match="unknown unit values.*MB"):
+        schema.validate(table(unit="MB"))
+
+
+def test_every_registered_probe_writes_a_known_unit():
+    from memsweep.harness import probes
+
+    assert {probe.unit for probe in probes.REGISTRY.values()} <= set(schema.UNITS)
 
 
 @pytest.mark.parametrize("column", ["probe", "phase", "metric", "unit", "status"])

@@ -27,7 +27,7 @@ _PUBLIC = {
     "load_config": ("memsweep.plan.config", "load"),
     "plan_sweep": ("memsweep.plan.sweep", "plan"),
     "measure": ("memsweep.harness.supervisor", "measure"),
-    "calibrate": ("memsweep.harness.probes", "calibrate"),
+    "calibrate": ("memsweep.harness.calibration", "calibrate"),
     "read_measurements": ("memsweep.results.schema", "read_measurements"),
     "aggregate": ("memsweep.results.aggregate", "run"),
     "write_report": ("memsweep.report.build", "write"),

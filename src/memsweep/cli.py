@@ -86,18 +86,15 @@ def cmd_measure(args) -> int:
 def cmd_calibrate(args) -> int:
     import pandas as pd
 
-    from memsweep.harness.probes import calibrate
+    from memsweep.harness import calibration
 
-    table = pd.DataFrame(calibrate(tuple(args.sizes_mb)))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(out, index=False)
+    try:
+        table = calibration.write(Path(args.out), args.sizes_mb)
+    except (ValueError, OSError) as error:
+        raise CliError(str(error)) from error
     with pd.option_context("display.width", 120):
-        print(
-            table.assign(error_pct=100 * table.error_fraction)
-            .drop(columns="error_fraction")
-            .to_string(index=False)
-        )
+        shown = table.assign(error_pct=100 * table.error_fraction)
+        print(shown.drop(columns="error_fraction").to_string(index=False))
     return 0
 
 

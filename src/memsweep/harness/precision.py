@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from memsweep.agents import Beliefs
+from memsweep.harness.probes import ReferenceTrace
 from memsweep.harness.reference import Reference
 
-PROBE = "reference_trace"
+PROBE = ReferenceTrace.name
 _TINY = 1e-300  # keeps log(0) finite where q gives zero mass to a state the reference does not
 
 

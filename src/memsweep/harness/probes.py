@@ -51,6 +51,8 @@ class Probe:
     level_metric: ClassVar[str | None] = None
     peak: ClassVar[bool] = False
     rank: ClassVar[int | None] = None
+    # Its level figures enter a job's summary rows (per-agent bytes).
+    summarised: ClassVar[bool] = True
 
     @classmethod
     def read(cls) -> Reading:
@@ -105,6 +107,9 @@ class Unique(Probe):
     )
     level_metric = "resident"
     rank = 2
+    # Not in the summary: it moves by whole library mappings when other processes start
+    # or stop, more than a shared agent's few KB (it is still in the build rows).
+    summarised = False
 
     @classmethod
     def read(cls) -> Reading:
@@ -169,6 +174,22 @@ class Clock(Probe):
     name = "perf_counter"
     sees = "wall time"
     unit = "s"
+
+
+@register
+class Supervisor(Probe):
+    name = "supervisor"
+    sees = (
+        "the resident memory of the job's process tree, polled from outside every 20 ms "
+        "(failure records only)"
+    )
+
+
+@register
+class ReferenceTrace(Probe):
+    name = "reference_trace"
+    sees = "a variant's beliefs and actions against the float64 dense PyMDP reference's"
+    unit = "1"
 
 
 @register
@@ -362,43 +383,3 @@ class Window:
         self.kernel_peak = Reading(
             max(peak.value - self._rss_start, 0.0), VMHWM, status=peak.status, reason=peak.reason
         )
-
-
-def calibrate(sizes_mb=(8, 64, 256)) -> list[dict]:
-    """Allocate and touch arrays of known size; compare each probe with the truth.
-
-    Returns one row per probe and size: ``probe``, ``requested_bytes``,
-    ``measured_bytes``, ``error_fraction``.
-    """
-    import numpy as np
-
-    heap = Heap().start()
-    kernel = KernelPeak()
-    rows = []
-    for size_mb in sizes_mb:
-        requested = size_mb * 1_000_000
-        settle()
-        traced0, uss0, rss0 = heap.current().value, uss().value, rss().value
-        anon0 = rss_anon().value
-        if kernel.available:
-            kernel.reset()
-        block = np.ones(requested // 8)  # np.ones writes every page: all of it is resident
-        measured = {
-            TRACEMALLOC: heap.current().value - traced0,
-            USS: uss().value - uss0,
-            ANON: rss_anon().value - anon0,
-            RSS: rss().value - rss0,
-            VMHWM: kernel.read().value - rss0,
-        }
-        del block
-        settle()
-        for probe, value in measured.items():
-            rows.append(
-                {
-                    "probe": probe,
-                    "requested_bytes": requested,
-                    "measured_bytes": value,
-                    "error_fraction": (value - requested) / requested,
-                }
-            )
-    return rows

@@ -23,11 +23,12 @@ from pathlib import Path
 import psutil
 
 from memsweep.files import remove_partials
+from memsweep.harness import probes
 from memsweep.plan.jobs import Job, reference_job
 from memsweep.results.schema import to_table, write_measurements
 
 POLL_SECONDS = 0.02
-PROBE = "supervisor"
+PROBE = probes.Supervisor.name
 
 
 @dataclass(frozen=True)

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import traceback
 from pathlib import Path
+
+from memsweep.files import atomic
 
 
 def _phase_writer(path: str | None):
     def write(phase: str) -> None:
         if path:
-            # Write then rename: the supervisor polls this file and must never read it empty.
-            temporary = Path(f"{path}.tmp")
-            temporary.write_text(phase)
-            os.replace(temporary, path)
+            # Atomically: the supervisor polls this file and must never read it empty.
+            with atomic(path) as temporary:
+                temporary.write_text(phase)
 
     return write
 

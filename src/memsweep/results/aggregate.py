@@ -14,16 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from memsweep.files import atomic
-from memsweep.results.schema import MEASUREMENT_SCHEMA, SchemaError, read_file
+from memsweep.results.schema import MEASUREMENT_SCHEMA, SUMMARY_METRICS, SchemaError, read_file
 from memsweep.plan.sweep import CORE_AXES
 
-# The summary tables: metric -> (file stem, unit scale, unit label in Markdown).
-SUMMARY_TABLES = {
-    "agent_bytes": ("per_agent_bytes", 1e6, "MB"),
-    "peak_bytes": ("peak_bytes", 1e6, "MB"),
-    "model_bytes": ("model_bytes", 1e6, "MB"),
-    "step_seconds": ("step_seconds", 1e-3, "ms"),
-}
+# How the summary tables show each unit of schema.SUMMARY_METRICS: (scale, label).
+SHOWN_AS = {"B": (1e6, "MB"), "s": (1e-3, "ms")}
+# A table's file is named after its metric, except where the metric's name is unclear alone.
+TABLE_NAMES = {"agent_bytes": "per_agent_bytes"}
 EXTRA_COLUMNS = ("noise_kind", "obs_noise", "move_success", "seed", "steps", "repeats")
 
 
@@ -96,10 +93,11 @@ def run(measurement_files, plan_path, out, tables_dir) -> pd.DataFrame:
     plan = pd.read_parquet(plan_path)
     tables_dir = Path(tables_dir)
     tables_dir.mkdir(parents=True, exist_ok=True)
-    for metric, (stem, scale, unit) in SUMMARY_TABLES.items():
+    for metric, unit in SUMMARY_METRICS.items():
+        stem, (scale, label) = TABLE_NAMES.get(metric, metric), SHOWN_AS[unit]
         summary = summary_table(frame, metric)
         summary.to_csv(tables_dir / f"{stem}.csv", index=False)
-        (tables_dir / f"{stem}.md").write_text(_markdown(summary, scale, unit))
+        (tables_dir / f"{stem}.md").write_text(_markdown(summary, scale, label))
     failures = failures_table(frame, plan, invalid)
     failures.to_csv(tables_dir / "failures.csv", index=False)
     (tables_dir / "failures.md").write_text(failures.to_markdown(index=False) + "\n")

@@ -81,7 +81,8 @@ PHASES = (
     "summary",
     "failure",
 )
-SUMMARY_METRICS = ("peak_bytes", "agent_bytes", "model_bytes", "step_seconds")
+# The headline figures of a job (phase ``summary``) and their units.
+SUMMARY_METRICS = {"peak_bytes": "B", "agent_bytes": "B", "model_bytes": "B", "step_seconds": "s"}
 UNITS = ("B", "s", "1", "count")
 
 _HIVE_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$")
@@ -130,9 +131,10 @@ def validate(table: pa.Table, origin: str = "table") -> pa.Table:
     for column in ("phase", "metric", "probe", "unit", "status"):
         if table.column(column).null_count:
             raise SchemaError(f"{origin}: column {column!r} has empty values")
-    bad_phases = set(table.column("phase").to_pylist()) - set(PHASES)
-    if bad_phases:
-        raise SchemaError(f"{origin}: unknown phases {sorted(bad_phases)}")
+    for column, allowed in (("phase", PHASES), ("unit", UNITS)):
+        unknown = set(table.column(column).to_pylist()) - set(allowed)
+        if unknown:
+            raise SchemaError(f"{origin}: unknown {column} values {sorted(unknown)}")
     return table
 
 
