@@ -1,12 +1,41 @@
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# The tiny sweep that the workflow, resume, lint and SLURM tests share.
+TEST_CONFIG = ROOT / ".test" / "config" / "config.yaml"
+# In CI (CI=true, as GitHub Actions, GitLab CI and most others set it) a test whose
+# dependency is missing fails instead of skipping: a broken install step is not green.
+IN_CI = os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def require(condition: object, reason: str) -> None:
+    """Skip the calling test, saying why, unless ``condition`` holds; in CI, fail instead.
+
+    For what a test needs from the machine (root, Chromium, SLURM): ``make test``
+    installs it, so in CI its absence is a broken set-up, not a reason to pass.
+    """
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: a missing test dependency fails the run)", pytrace=False)
+    pytest.skip(reason)
+
+
+def tiny_config(section: str | None = None, key: str | None = None, value=None) -> dict:
+    """The shared tiny config (``.test/config/config.yaml``), with ``section.key`` set
+    to ``value`` when given: a test that needs a variation changes one key."""
+    config = yaml.safe_load(TEST_CONFIG.read_text())
+    if section is not None:
+        config[section][key] = value
+    return config
 
 
 def memsweep(*args, check=True, **kwargs) -> subprocess.CompletedProcess:

@@ -17,12 +17,12 @@ import pytest
 
 from memsweep.agents import AgentSpec, StepInput, get
 from memsweep.agents.lean import LeanPopulation
-from memsweep.harness.precision import compare
 from memsweep.harness.reference import make_reference
 from memsweep.world import storage
 from memsweep.world.gridworld import GridWorld
 
 from .conftest import memsweep
+from .test_precision import compare
 
 LEAN = get("lean")
 LEAN.load()

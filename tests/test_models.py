@@ -186,3 +186,16 @@ def test_environment_starts_top_left_and_moves_only_to_neighbours():
 def test_bad_settings_raise_naming_the_setting(settings, name):
     with pytest.raises(ValueError, match=name):
         GridWorld(**settings)
+
+
+def test_bad_settings_say_what_is_allowed():
+    # RANGES is also what a sweep config's schema states for these settings.
+    for settings, message in [
+        ({"grid": 1}, "grid must be at least 2, got 1"),
+        ({"grid": 4, "obs_noise": 1.5}, "obs_noise must be below 1, got 1.5"),
+        ({"grid": 4, "move_success": 0}, "move_success must be above 0, got 0"),
+        ({"grid": 4, "noise_kind": "x"}, "noise_kind must be one of ('local', 'uniform')"),
+    ]:
+        with pytest.raises(ValueError) as error:
+            GridWorld(**settings)
+        assert str(error.value).startswith(message)

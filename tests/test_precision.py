@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from memsweep.agents import Beliefs
-from memsweep.harness.precision import compare, kl_divergence
+from memsweep.harness.precision import Tracker, kl_divergence
 from memsweep.harness.reference import make_reference
 from memsweep.world.gridworld import GridWorld
 
@@ -27,6 +27,14 @@ def history_of(ref, qs=None, q_pi=None, actions=None):
         Beliefs(qs=np.asarray(qs[t], np.float64), q_pi=np.asarray(q_pi[t]), action=int(actions[t]))
         for t in range(ref.steps)
     ]
+
+
+def compare(history, reference) -> dict[str, float]:
+    """Score a whole history step by step, as the harness does."""
+    tracker = Tracker(reference)
+    for beliefs in history:
+        tracker.update(beliefs)
+    return tracker.result()
 
 
 def float32_round_trip(x: float) -> float:
@@ -75,7 +83,7 @@ def test_q_pi_error_is_the_largest_shift(ref):
     assert scores["max_abs_q_pi_error"] == pytest.approx(0.5, abs=1e-15)
 
 
-def test_compare_scores_a_prefix_and_refuses_bad_lengths(ref):
+def test_the_tracker_scores_a_prefix_and_refuses_bad_lengths(ref):
     assert compare(history_of(ref)[:4], ref)["action_agreement"] == 1.0
     with pytest.raises(ValueError):
         compare([], ref)

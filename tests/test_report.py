@@ -19,10 +19,13 @@ import pytest
 import yaml
 from PIL import Image
 
+from memsweep.harness import probes
 from memsweep.report import build as report
-from memsweep.report import claims, figures, hotspots
+from memsweep.report import claims, figures, fits, fixes, hotspots, pareto, queries, text
+from memsweep.report.formats import fmt_bytes
 
 from .conftest import ROOT
+from .test_report_units import per_agent_claim
 from .test_workflow import copy_workflow, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
@@ -105,29 +108,22 @@ def test_rule_writes_markdown_html_and_every_figure(workdir):
     assert (out / "hotspots.md").stat().st_size > 0
     assert (out / "hotspots.html").stat().st_size > 0
     pngs = sorted(p.stem for p in (out / "figures").glob("*.png"))
-    assert pngs == sorted(figures.FIGURES)
-    for name in figures.FIGURES:
+    assert pngs == sorted(figures.REGISTRY)
+    for name in figures.REGISTRY:
         width, height = _is_png(out / "figures" / f"{name}.png")
         assert width > 100 and height > 100
     markdown = (out / "hotspots.md").read_text()
-    for name in figures.FIGURES:
+    for name in figures.REGISTRY:
         assert f"(figures/{name}.png)" in markdown
-        assert figures.CAPTIONS[name] in markdown
+        assert figures.caption(name) in markdown
 
 
 def test_snakemake_report_includes_the_figures(workdir):
     snakemake(workdir, "--report", "snakemake-report.html")
     page = (workdir / "snakemake-report.html").read_text(errors="replace")
     assert len(page) > 10_000
-    for name in figures.FIGURES:
+    for name in figures.REGISTRY:
         assert name in page
-
-
-def test_snakemake_captions_repeat_the_figure_captions(root):
-    template = (root / "workflow/report/figures.rst").read_text()
-    for name, caption in figures.CAPTIONS.items():
-        assert f'snakemake.wildcards.name == "{name}"' in template
-        assert caption in template
 
 
 # Hotspots trace to rows --------------------------------------------------------------
@@ -142,18 +138,18 @@ def test_every_hotspot_figure_is_the_median_of_its_rows(data, ranked):
             recomputed = _median(frame, worst.config_id, sel["phase"], sel["operation"],
                                  sel["metric"], probe)  # fmt: skip
             assert worst.value == pytest.approx(recomputed)
-            assert worst.rows == len(hotspots.rows(frame[frame.config_id == worst.config_id], sel))
+            assert worst.rows == len(queries.rows(frame[frame.config_id == worst.config_id], sel))
             # ...and it is the largest such median over every configuration.
             others = [
                 _median(frame, cid, sel["phase"], sel["operation"], sel["metric"], probe)
                 for cid in frame.config_id.unique()
-                if len(hotspots.rows(frame[frame.config_id == cid], sel))
+                if len(queries.rows(frame[frame.config_id == cid], sel))
             ]
             assert worst.value == pytest.approx(np.nanmax(others))
 
 
 def test_ranks_order_each_probe_by_bytes(ranked):
-    for probe in hotspots.PROBES:
+    for probe in probes.ranking():
         ordered = sorted((h.ranks[probe], h.worst[probe].value) for h in ranked if probe in h.ranks)
         values = [value for _, value in ordered]
         assert values == sorted(values, reverse=True)
@@ -169,7 +165,7 @@ def test_fix_savings_are_differences_of_measured_rows(data, ranked):
         base = config.loc[h.base.config_id]
         for fix in h.fixes:
             variant = config.loc[fix.variant]
-            differs = [c for c in hotspots.CONFIG[1:] if c != "states" and base[c] != variant[c]]
+            differs = [c for c in queries.CONFIG[1:] if c != "states" and base[c] != variant[c]]
             assert differs == [fix.axis], differs
             for probe, saving in fix.saving.items():
                 if saving.bytes is None or saving.note:
@@ -200,13 +196,13 @@ def test_fix_savings_are_differences_of_measured_rows(data, ranked):
 def test_dense_to_csr_is_a_one_axis_neighbour_that_saves(data):
     """lean runs both storages: a dense lean configuration has its csr twin as a fix."""
     frame = data["frame"]
-    configs = hotspots.configurations(frame)
+    configs = queries.configurations(frame)
     dense = configs[(configs.backend == "lean") & (configs.storage == "dense")]
     base = dense.sort_values(["grid", "agents"]).iloc[-1]
-    near = hotspots.neighbours(configs, base)
+    near = fixes.neighbours(configs, base)
     twin = near[near["axis"] == "storage"]
     assert list(twin.storage) == ["csr"]
-    fix = hotspots._fix(hotspots.Tables(frame), {"nbytes": hotspots.selector(
+    fix = fixes.fix(queries.Tables(frame), {"nbytes": queries.selector(
         "summary", "all", "model_bytes", "nbytes")}, base, twin.iloc[0])  # fmt: skip
     dense_bytes = _median(frame, base.config_id, "summary", "all", "model_bytes", "nbytes")
     csr_bytes = _median(frame, twin.config_id.iloc[0], "summary", "all", "model_bytes", "nbytes")
@@ -216,10 +212,10 @@ def test_dense_to_csr_is_a_one_axis_neighbour_that_saves(data):
 
 def test_markdown_shows_the_top_hotspots_figures(workdir, ranked):
     markdown = (workdir / "results/report/hotspots.md").read_text()
-    for position, h in enumerate(ranked[: report.TOP], start=1):
+    for position, h in enumerate(ranked[: text.TOP], start=1):
         assert f"### {position}. {h.what}" in markdown
         for probe, worst in h.worst.items():
-            assert f"{probe}: {report.fmt_bytes(worst.value)}" in markdown
+            assert f"{probe}: {fmt_bytes(worst.value)}" in markdown
             assert worst.config_id in markdown
     assert "## Probe calibration on this machine" in markdown
     assert "## Provenance" in markdown
@@ -227,7 +223,7 @@ def test_markdown_shows_the_top_hotspots_figures(workdir, ranked):
 
 def test_scaling_exponent_matches_an_independent_fit(data):
     """Dense model bytes: A (N×N) and B (N×N×5) dominate, C and D are vectors."""
-    table = hotspots.scaling_table(data["frame"])
+    table = fits.scaling_table(data["frame"])
     row = table[
         (table.backend == "lean")
         & (table.storage == "dense")
@@ -253,7 +249,7 @@ def test_every_seed_claim_has_a_verdict(workdir, data):
     rows = claims.evaluate(data["frame"])
     assert {r.claim for r in rows} == {c["id"] for c in listed}
     for row in rows:
-        assert row.verdict in claims.VERDICTS
+        assert row.verdict in (claims.CONFIRMED, claims.REFUTED, claims.NOT_COMPARABLE)
         assert row.why
         if row.verdict != claims.NOT_COMPARABLE:
             assert row.ours is not None and row.config_id
@@ -263,30 +259,10 @@ def test_every_seed_claim_has_a_verdict(workdir, data):
         assert claim["id"] in section
 
 
-def _per_agent_claim(**compare) -> dict:
-    return {
-        "id": "per_agent_cost",
-        "text": "Per-agent memory cost: 0.21 MB/agent",
-        "value": 0.21,
-        "unit": "MB",
-        "compare": [
-            {
-                "kind": "value",
-                "select": {"phase": "summary", "operation": "all", "metric": "agent_bytes"},
-                "probes": ["tracemalloc"],
-                "where": {"backend": "pymdp-numpy", "storage": "dense"},
-                "scale": 1.0e-6,
-                "rule": {"relative": 0.25},
-                **compare,
-            }
-        ],
-    }
-
-
 def test_a_claim_figure_is_the_median_of_its_rows(data):
     frame = data["frame"]
     largest = int(frame.grid.max())
-    (row,) = claims.evaluate(frame, [_per_agent_claim(closest={"grid": largest, "agents": 2})])
+    (row,) = claims.evaluate(frame, [per_agent_claim(closest={"grid": largest, "agents": 2})])
     assert row.verdict != claims.NOT_COMPARABLE
     chosen = frame[frame.config_id == row.config_id].iloc[0]
     assert (chosen.grid, chosen.agents, chosen.backend) == (largest, 2, "pymdp-numpy")
@@ -299,7 +275,7 @@ def test_a_claim_figure_is_the_median_of_its_rows(data):
 def test_a_claim_for_another_grid_is_not_comparable(data):
     """The yaml's `exact`: a per-agent figure at grid 4 says nothing about grid 20."""
     compare = {"closest": {"grid": 20, "agents": 2}, "exact": ["grid"]}
-    (row,) = claims.evaluate(data["frame"], [_per_agent_claim(**compare)])
+    (row,) = claims.evaluate(data["frame"], [per_agent_claim(**compare)])
     assert row.verdict == claims.NOT_COMPARABLE
     assert "grid=20" in row.why and f"grid={int(data['frame'].grid.max())}" in row.why
 
@@ -338,7 +314,7 @@ def test_fit_recovers_a_power_law_with_per_group_intercepts():
     agents = np.array([1, 1, 1, 10, 10, 10])
     rng = np.random.default_rng(0)
     value = 3.0 * agents * n**1.5 * np.exp(rng.normal(0, 0.01, len(n)))
-    fit = hotspots.fit_exponent(
+    fit = fits.fit_exponent(
         pd.DataFrame({"states": n, "agents": agents, "value": value}), "states", ["agents"]
     )
     assert fit.points == 6 and fit.groups == 2
@@ -347,7 +323,7 @@ def test_fit_recovers_a_power_law_with_per_group_intercepts():
 
 def test_pareto_front_keeps_only_undominated_points():
     points = pd.DataFrame({"mb": [1, 2, 3, 4], "error": [0.5, 0.1, 0.2, 0.0]})
-    front = figures.pareto(points, "mb", "error")
+    front = pareto.pareto(points, "mb", "error")
     assert list(front.mb) == [1, 2, 4]
 
 
@@ -360,7 +336,7 @@ def test_html_is_offline_and_sortable(workdir):
     assert page.count("<script>") == 1  # the sorter, inline
     assert 'class="sortable"' in page
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(images) == len(figures.FIGURES)
+    assert len(images) == len(figures.REGISTRY)
 
 
 def test_html_escapes_strings_from_the_data(workdir, data, tmp_path):

@@ -97,7 +97,7 @@ def screenshot(page: Path, target: Path) -> Path:
 def check(page: Path, scratch: Path) -> None:
     state = probe(page, scratch)
     assert state["errors"] == []
-    assert len(state["images"]) == len(figures.FIGURES)
+    assert len(state["images"]) == len(figures.REGISTRY)
     for image in state["images"]:
         assert image["complete"] and image["width"] > 0, image
     ascending, descending = state["sorted"]["ascending"], state["sorted"]["descending"]

@@ -13,20 +13,14 @@ import pytest
 
 from memsweep.results.schema import measurement_files, read_file
 
-from .test_workflow import SNAKEMAKE, TINY, copy_workflow, planned, snakemake, write_config
+from .conftest import tiny_config
+from .test_workflow import SNAKEMAKE, copy_workflow, planned, snakemake, write_config
 
 pytestmark = pytest.mark.workflow
 
-# Six measurements, run one at a time so the kill lands between and inside jobs.
-CONFIG = {
-    **TINY,
-    "sweep": {
-        **TINY["sweep"],
-        "backend": ["lean"],
-        "storage": ["dense", "csr", "coo"],
-        "grid": [4, 5],
-    },
-}
+# The shared tiny sweep on two grids: six measurements, run one at a time so the kill
+# lands between and inside jobs.
+CONFIG = tiny_config("sweep", "grid", [4, 5])
 
 
 def test_killed_sweep_resumes_with_only_the_missing_jobs(tmp_path):

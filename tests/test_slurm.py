@@ -1,11 +1,14 @@
 """The SLURM profile on a real one-node SLURM cluster (scripts/slurm-cluster.sh).
 
-A tiny sweep runs twice in temporary copies of the workflow, as in test_workflow.py:
-once with ``snakemake --profile profiles/slurm`` and once locally. The SLURM run must
-have sent every measure job through SLURM (its job ids, confirmed by sacct), and both
-runs must produce the same measurement rows. Needs root (the daemons) and the Debian
-packages (installed by the script when missing); skipped, saying why, otherwise.
-``pytest -m slurm -s`` prints the SLURM jobs and the memory each asked for and used.
+The shared tiny sweep (.test/config/config.yaml) runs twice in temporary copies of the
+workflow, as in test_workflow.py: once with ``snakemake --profile profiles/slurm`` and once
+locally. The SLURM run must have sent every measure job through SLURM (its job ids,
+confirmed by sacct), and both runs must produce the same measurement rows. Needs root
+(the daemons), the Debian packages (installed by the script when missing) and the SLURM
+executor plugin, which is not in the project's environment (``make test`` installs it
+into ``.venv/slurm-plugin``; only this test's ``snakemake --profile profiles/slurm`` runs
+put it on PYTHONPATH). Without them the tests skip, saying why; in CI (``CI=true``) they
+fail. ``pytest -m slurm -s`` prints the SLURM jobs and the memory each asked for and used.
 """
 
 from __future__ import annotations
@@ -21,16 +24,23 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, require
 from .test_workflow import SNAKEMAKE, TINY, copy_workflow, write_config
 
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
 
 SCRIPT = ROOT / "scripts" / "slurm-cluster.sh"
 SBIN = os.pathsep.join(["/usr/local/sbin", "/usr/sbin", "/sbin"])
-# Four measure jobs (one SLURM job: the profile groups up to 4), two reference jobs and
-# calibrate: five SLURM jobs. plan, aggregate and report are local rules.
-CONFIG = {**TINY, "sweep": {**TINY["sweep"], "backend": ["lean"], "grid": [4, 5]}}
+# The shared tiny sweep: three measure jobs (one SLURM job: the profile groups up to 4),
+# one reference job and calibrate: three SLURM jobs. plan, aggregate and report are local.
+CONFIG = TINY
+MEASURE_JOBS = 3
+# Where `make test` installs the SLURM executor plugin (and its job-step plugin), outside
+# the environment: Snakemake imports every plugin it finds at each start, and this one then
+# asks `scontrol` for the cluster's configuration (about 10 s where no controller answers).
+# Snakemake finds plugins by module name on sys.path, so PYTHONPATH is enough.
+SLURM_PLUGIN = Path(sys.prefix) / "slurm-plugin"
+PLUGIN_MODULES = ("snakemake_executor_plugin_slurm", "snakemake_executor_plugin_slurm_jobstep")
 ROW_KEY = ["config_id", "phase", "operation", "metric", "probe"]
 # The profile polls sacct every 20 s or more (kind to a real cluster's slurmdbd); here
 # every few seconds, or polling would dominate the run.
@@ -49,25 +59,34 @@ def _which(name: str) -> str | None:
     return shutil.which(name, path=os.environ.get("PATH", "") + os.pathsep + SBIN)
 
 
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "the SLURM test starts SLURM's daemons: needs root"
-    if not _which("slurmctld") and not _which("apt-get"):
-        return "no SLURM binaries, and no apt-get to install them"
-    return None
+def _slurm_env(workdir: Path) -> dict[str, str]:
+    """The environment of this test's snakemake runs: the copy's src/ and the SLURM plugin
+    on PYTHONPATH (the plugin's sbatch --export=ALL passes it on to the SLURM jobs)."""
+    path = [str(workdir / "src"), str(SLURM_PLUGIN)]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+
+
+def _plugin_found() -> bool:
+    """Whether the snakemake runs of this test can import the SLURM executor plugins."""
+    check = [sys.executable, "-c", "import " + ", ".join(PLUGIN_MODULES)]
+    return subprocess.run(check, env=_slurm_env(ROOT), capture_output=True).returncode == 0
 
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
     """A one-node cluster; stops, at the end, only the daemons that this start started."""
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
+    require(os.geteuid() == 0, "the SLURM test starts SLURM's daemons: needs root")
+    require(_which("slurmctld") or _which("apt-get"), "no SLURM binaries, and no apt-get for them")
+    require(
+        _plugin_found(),
+        f"no SLURM executor plugin: `make test` installs it into {SLURM_PLUGIN} "
+        "(or `pip install -e '.[slurm]'`)",
+    )
     result = subprocess.run(
         ["bash", str(SCRIPT), "start"], capture_output=True, text=True, timeout=900
     )
     if result.returncode == 2:  # the script's "cannot run here"
-        pytest.skip(f"no SLURM cluster here: {result.stderr.strip().splitlines()[-1]}")
+        require(False, f"no SLURM cluster here: {result.stderr.strip().splitlines()[-1]}")
     if result.returncode != 0:
         pytest.fail(f"scripts/slurm-cluster.sh start failed:\n{result.stdout}\n{result.stderr}")
     started = result.stdout.rpartition("started:")[2].split()
@@ -82,7 +101,7 @@ def _run(workdir: Path, *args: str) -> subprocess.Popen:
         return subprocess.Popen(
             ["timeout", "-k", "30", str(RUN_SECONDS), SNAKEMAKE, *args],
             cwd=workdir,
-            env={**os.environ, "PYTHONPATH": str(workdir / "src")},
+            env=_slurm_env(workdir),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -170,7 +189,7 @@ def test_every_measure_job_ran_in_a_slurm_job(runs, slurm_jobs):
         str(path.relative_to(workdirs["slurm"]))
         for path in (workdirs["slurm"] / "results/measurements").rglob("*.parquet")
     }
-    assert len(made) == 4
+    assert len(made) == MEASURE_JOBS
     # Each measurement file was written in a SLURM job: that job's log (sbatch --output,
     # named by its job id) shows Snakemake making the file.
     assert set(made_by) == made

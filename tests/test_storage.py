@@ -151,6 +151,9 @@ def test_sparse_limit_bytes_by_hand():
     assert st.sparse_limit_bytes(KNOWN, "coo", "float32") == 60
     assert st.sparse_limit_bytes(KNOWN, "csr", "float64") == 76
     assert st.sparse_limit_bytes(sp.csr_array(KNOWN), "csr", "float32") == 56
+    # The formula the plan predicts a model's size with: dense holds every entry.
+    assert st.stored_bytes(KNOWN.shape, 5, "dense", "float32") == 12 * 4
+    assert st.stored_bytes(KNOWN.shape, 5, "csr", "float32") == 56
 
 
 @pytest.mark.parametrize(("fmt", "dtype"), [(f, d) for f, d in SUPPORTED if f != "dense"])

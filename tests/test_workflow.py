@@ -19,31 +19,14 @@ import pyarrow.dataset as ds
 import pytest
 import yaml
 
-from .conftest import ROOT
+from .conftest import ROOT, tiny_config
 
 pytestmark = pytest.mark.workflow
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-TINY = {
-    "sweep": {
-        "backend": ["pymdp-numpy", "lean"],
-        "storage": ["dense", "csr"],
-        "dtype": ["float64"],
-        "grid": [4],
-        "agents": [2],
-        "sharing": ["shared"],
-        "policy_len": [1],
-    },
-    "model": {
-        "obs_noise": 0.1,
-        "noise_kind": "local",
-        "move_success": 0.9,
-        "steps": 4,
-        "repeats": 1,
-        "seed": 0,
-    },
-    "budget": {"max_job_mb": 4000},
-}
+# The shared tiny sweep (.test/config/config.yaml): pymdp-numpy and lean, dense and csr,
+# grid 4: three measurements (pymdp-numpy cannot hold CSR).
+TINY = tiny_config()
 
 
 def copy_workflow(destination: Path) -> Path:
@@ -153,7 +136,7 @@ def test_second_run_does_nothing(workdir):
 
 
 def test_new_axis_value_runs_only_new_jobs(workdir):
-    write_config(workdir, {**TINY, "sweep": {**TINY["sweep"], "grid": [4, 5]}})
+    write_config(workdir, tiny_config("sweep", "grid", [4, 5]))
     try:
         jobs = planned(workdir)
     finally:
@@ -165,7 +148,7 @@ def test_new_axis_value_runs_only_new_jobs(workdir):
 
 
 def test_changed_model_setting_reruns_the_jobs_that_use_it(workdir):
-    write_config(workdir, {**TINY, "model": {**TINY["model"], "obs_noise": 0.2}})
+    write_config(workdir, tiny_config("model", "obs_noise", 0.2))
     try:
         jobs = planned(workdir)
     finally:

@@ -1,4 +1,7 @@
-"""The ``memsweep`` command: measure one configuration, calibrate the probes, plan a sweep."""
+"""The ``memsweep`` command: measure one configuration, calibrate the probes, plan a sweep.
+
+``measure`` has one option per setting of :class:`memsweep.plan.jobs.Job`, made from it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from memsweep.plan.jobs import MODEL_SETTINGS, SHARING, Job
+from memsweep.plan import jobs
+from memsweep.plan.jobs import CORE_AXES, MODEL_SETTINGS, Job
 
 
 class CliError(Exception):
@@ -25,9 +29,6 @@ def _parse_settings(pairs: list[str]) -> dict:
     return settings
 
 
-AXIS_OPTIONS = ("backend", "storage", "dtype", "grid", "agents", "sharing", "policy_len")
-
-
 def axes_from_path(path: str) -> dict:
     """The configuration a measurement path names: ``…/backend=lean/…/policy_len=1.parquet``."""
     from memsweep.results.schema import hive_parts
@@ -40,20 +41,20 @@ def axes_from_path(path: str) -> dict:
     return settings
 
 
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def job_from_args(args) -> Job:
-    settings = {
-        axis: getattr(args, axis) for axis in AXIS_OPTIONS if getattr(args, axis) is not None
-    }
-    if args.from_path:
-        settings = {**axes_from_path(args.out), **settings}
-    missing = [f"--{axis.replace('_', '-')}" for axis in AXIS_OPTIONS if axis not in settings]
+    """The job the options name: from --out's folders (--from-path), then --set, then the
+    setting's own option, each winning over the one before."""
+    settings = axes_from_path(args.out) if args.from_path else {}
+    settings.update(_parse_settings(args.set))
+    options = {name: getattr(args, name) for name in jobs.SETTINGS}
+    settings.update({name: value for name, value in options.items() if value is not None})
+    missing = [_option(axis) for axis in CORE_AXES if axis not in settings]
     if missing:
         raise CliError(f"missing {', '.join(missing)} (or --from-path with a Hive-style --out)")
-    settings.update(_parse_settings(args.set))
-    if args.steps is not None:
-        settings["steps"] = args.steps
-    if args.repeats is not None:
-        settings["repeats"] = args.repeats
     try:
         return Job.from_dict(settings)
     except ValueError as error:
@@ -61,14 +62,10 @@ def job_from_args(args) -> Job:
 
 
 def cmd_measure(args) -> int:
-    from memsweep import agents
     from memsweep.harness import supervisor
 
     job = job_from_args(args)
-    try:
-        reason = agents.get(job.backend).unsupported_reason(job.agent_spec())
-    except agents.UnknownBackend as error:
-        raise CliError(str(error)) from error
+    reason = jobs.unsupported_reason(job)
     if reason:
         raise CliError(
             f"unsupported configuration ({job.backend}, {job.storage}, {job.dtype}): {reason}"
@@ -113,10 +110,26 @@ def cmd_plan(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from memsweep import agents
-    from memsweep.world.storage import DTYPES, FORMATS
+def cmd_schema(args) -> int:
+    import json
 
+    from memsweep.plan import config
+
+    print(json.dumps(config.schema(), indent=2))
+    return 0
+
+
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    """One option per Job setting: its type, its choices and its help, from the Job."""
+    for name, setting in jobs.SETTINGS.items():
+        text = setting.metadata["help"]
+        if name in MODEL_SETTINGS:
+            text += f" (default {setting.default})"
+        kind = jobs.TYPES[name]
+        parser.add_argument(_option(name), type=kind, choices=jobs.choices(name), help=text)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memsweep", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -126,19 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure one configuration in its own process; write one tidy Parquet file. "
         "A run that fails (exception, memory cap, signal) still writes a file, with status=failed.",
     )
-    measure.add_argument("--backend", choices=agents.names(), help="agent implementation")
-    measure.add_argument("--storage", choices=FORMATS, help="matrix storage format of A and B")
-    measure.add_argument("--dtype", choices=DTYPES, help="floating-point type of the model")
-    measure.add_argument("--grid", type=int, help="side G of the G×G grid world (N = G² states)")
-    measure.add_argument("--agents", type=int, help="agents alive at once in the process")
-    measure.add_argument(
-        "--sharing",
-        choices=SHARING,
-        help="private: a model copy per agent; shared: one model",
-    )
-    measure.add_argument("--policy-len", type=int, help="planning depth L (5^L policies)")
-    measure.add_argument("--steps", type=int, help="steps per repeat (default 20)")
-    measure.add_argument("--repeats", type=int, help="repeats of the step loop (default 3)")
+    _add_settings(measure)
     measure.add_argument(
         "--set",
         action="append",
@@ -182,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("config", help="a sweep config, e.g. config/config.yaml")
     plan.add_argument("--out", help="also write the plan table to this Parquet file")
     plan.set_defaults(handler=cmd_plan)
+
+    schema = commands.add_parser(
+        "schema",
+        help="print the JSON schema a sweep config is checked against (made from the code)",
+    )
+    schema.set_defaults(handler=cmd_schema)
     return parser
 
 

@@ -11,9 +11,11 @@ rule calibrate:
         "../scripts/calibrate.py"
 
 
-# The figures are one folder: their names live in memsweep.report.figures, which the parser
-# does not import (it pulls in pandas and matplotlib). Snakemake's own report picks
-# every PNG in it, captioned by workflow/report/figures.rst.
+# The figures are one folder: their names live in memsweep.report.figures' registry, which
+# the parser does not import (it pulls in pandas and matplotlib). Snakemake's own report
+# picks every PNG in it, captioned by workflow/report/figures.rst, which is rendered from
+# that registry (`python -m memsweep.report.figures --rst > workflow/report/figures.rst`;
+# tests/test_report_units.py fails when it is out of date).
 rule report:
     input:
         measurements="results/measurements.parquet",

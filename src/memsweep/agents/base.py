@@ -3,7 +3,8 @@
 A backend is one module in ``memsweep/agents/`` holding one :class:`Backend`
 subclass instance named ``BACKEND``. It declares what it supports as data
 (``storages``, ``dtypes``, and :meth:`Backend.unsupported_reason` for the
-rest), imports its heavy libraries only in :meth:`Backend.load` (so planning a
+rest) and the terms of its memory prediction (``import_mb``, ``predict_mb``),
+imports its heavy libraries only in :meth:`Backend.load` (so planning a
 sweep stays cheap), and builds a :class:`Population`: ``agents`` agents alive
 at once, each with its own beliefs, holding one model (``shared``) or a copy
 each (``private``).
@@ -27,6 +28,7 @@ import numpy as np
 
 from memsweep.world import storage as st
 from memsweep.world.gridworld import (
+    ACTIONS,
     GridWorld,
     initial_beliefs,
     observation_matrix,
@@ -109,11 +111,15 @@ def build_model(world: GridWorld, storage: str, dtype: str, stack_b: bool = Fals
     return StoredModel(a, b, preferences(world).astype(kind), d, storage, dtype)
 
 
+# How agents are held when each is its own object; recorded in every row (``layout``).
+OBJECTS = "objects"
+
+
 class Population(ABC):
     """``agents`` live agents of one backend. Operations run for every agent at once."""
 
     operations: ClassVar[tuple[str, ...]]
-    layout: str = "objects"  # how agents are held; recorded in every row
+    layout: str = OBJECTS  # how agents are held: its backend's Backend.layout(spec)
 
     @abstractmethod
     def call(self, operation: str, step: StepInput) -> None:
@@ -129,7 +135,13 @@ class Population(ABC):
 
 
 class Backend(ABC):
-    """A family of agents; one instance named ``BACKEND`` per backend module."""
+    """A family of agents; one instance named ``BACKEND`` per backend module.
+
+    Everything the rest of memsweep knows about a backend is declared here, as data or
+    cheap methods (none imports the backend's libraries): its name, what it supports
+    and why not the rest, the probes blind to its memory, the libraries it runs on, how
+    it holds its agents, and the terms of its memory prediction.
+    """
 
     name: ClassVar[str]
     # storage -> None (supported) or the reason it is not; same for dtypes.
@@ -138,6 +150,14 @@ class Backend(ABC):
     # Probes that cannot see this backend's memory (pymdp-jax keeps its arrays in XLA
     # buffers, which bypass Python's allocator): the report computes no saving across it.
     blind_probes: ClassVar[tuple[str, ...]] = ()
+    # B as one dense (N, N, actions) array, as PyMDP takes it, not a matrix per action.
+    stack_b: ClassVar[bool] = False
+    # Provenance column -> the distribution whose version it records (see versions()).
+    libraries: ClassVar[dict[str, str]] = {}
+    # Resident MB of a job's process once the backend is imported: the fixed per-process
+    # term of the prediction, measured on the reference machine (the report's import
+    # rows). The default is a guess for a backend not measured yet.
+    import_mb: ClassVar[float] = 300.0
 
     def unsupported_reason(self, spec: AgentSpec) -> str | None:
         """Why this backend cannot run ``spec``, or None. Must not import heavy modules."""
@@ -151,9 +171,58 @@ class Backend(ABC):
                 return table[key]
         return st.unsupported_reason(spec.storage, spec.dtype)
 
-    def versions(self) -> dict[str, str]:
-        """Versions of the libraries this backend runs on (for provenance)."""
-        return {}
+    def versions(self) -> dict[str, str | None]:
+        """Versions of the libraries this backend runs on, keyed by provenance column
+        (e.g. ``pymdp_version``); None for one not installed. Reads package metadata
+        only: no import of the libraries themselves."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        found = {}
+        for column, distribution in self.libraries.items():
+            try:
+                found[column] = version(distribution)
+            except PackageNotFoundError:
+                found[column] = None
+        return found
+
+    @classmethod
+    def layout(cls, spec: AgentSpec) -> str:
+        """How this backend holds ``spec``'s agents (the ``layout`` column)."""
+        return OBJECTS
+
+    # The memory prediction (MB), term by term. Class methods, so that the plan can ask
+    # them of the base class for a backend it does not know.
+    @classmethod
+    def predict_mb(cls, spec: AgentSpec, states: int, model_mb: float) -> float:
+        """Predicted peak resident memory of a process that runs ``spec`` (MB).
+
+        ``model_mb`` is one copy of A + B + C + D in the spec's storage and dtype. The
+        sum: the import, the model copies, every agent's beliefs over its policies and
+        the largest per-call temporary.
+        """
+        return (
+            cls.import_mb
+            + cls.model_copies(spec) * model_mb
+            + cls.beliefs_mb(spec, states)
+            + cls.temporaries_mb(spec, states, model_mb)
+        )
+
+    @classmethod
+    def model_copies(cls, spec: AgentSpec) -> int:
+        """Copies of the model the process holds: the one built, plus one an agent if private."""
+        return 1 + (spec.agents if spec.sharing == "private" else 0)
+
+    @classmethod
+    def beliefs_mb(cls, spec: AgentSpec, states: int) -> float:
+        """Every agent's q(s) per policy and depth, in float64, and a few more N-vectors."""
+        policies = len(ACTIONS) ** spec.policy_len
+        return spec.agents * (policies * (spec.policy_len + 1) + 4) * states * 8 / 1e6
+
+    @classmethod
+    def temporaries_mb(cls, spec: AgentSpec, states: int, model_mb: float) -> float:
+        """The largest per-call temporary: two models' worth from a dense model (PyMDP's
+        numpy agent builds N×N arrays), none from a sparse one (vectors only)."""
+        return 2 * model_mb if spec.storage == "dense" else 0.0
 
     @abstractmethod
     def load(self) -> None:
@@ -161,7 +230,7 @@ class Backend(ABC):
 
     def build_model(self, world: GridWorld, spec: AgentSpec) -> StoredModel:
         """The model in the spec's storage and dtype, as this backend's agents take it."""
-        return build_model(world, spec.storage, spec.dtype)
+        return build_model(world, spec.storage, spec.dtype, stack_b=self.stack_b)
 
     @abstractmethod
     def build_agents(self, model: StoredModel, spec: AgentSpec) -> Population:

@@ -70,6 +70,7 @@ import math
 import numpy as np
 
 from memsweep.agents.base import AgentSpec, Backend, Beliefs, Population, StepInput, StoredModel
+from memsweep.world.storage import is_sparse
 
 EPS_VAL = 1e-16  # pymdp.legacy.maths.EPS_VAL: the epsilon of spm_log_single
 # spm_MDP_G's threshold on q(s) and its epsilon inside ln(A); a Python float so arithmetic on
@@ -100,10 +101,6 @@ def _log(x: np.ndarray) -> np.ndarray:
     return np.log(x + EPS_VAL)
 
 
-def _is_sparse(matrix) -> bool:
-    return hasattr(matrix, "format") and hasattr(matrix, "nnz")  # without importing scipy
-
-
 def _column_sums(matrix, weight) -> np.ndarray:
     """``sum_o weight(A[o, s], o)`` per column s, in float64, over the stored entries.
 
@@ -113,7 +110,7 @@ def _column_sums(matrix, weight) -> np.ndarray:
     """
     n_rows, n_cols = matrix.shape
     total = np.zeros(n_cols)
-    if not _is_sparse(matrix):
+    if not is_sparse(matrix):
         block = max(1, _CHUNK // n_cols)
         for start in range(0, n_rows, block):
             values = np.asarray(matrix[start : start + block], dtype=np.float64)
@@ -142,7 +139,7 @@ def _column_sums(matrix, weight) -> np.ndarray:
 def _row_reader(matrix):
     """A function ``o -> A[o, :]`` as a dense vector in A's dtype, cheap for A's format."""
     n_rows, n_cols = matrix.shape
-    if not _is_sparse(matrix):
+    if not is_sparse(matrix):
         return lambda o: matrix[o]  # a view: no copy
     if matrix.format == "csr":
         indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
@@ -259,12 +256,11 @@ class _Agent:
 
 class LeanPopulation(Population):
     operations = ("infer_states", "infer_policies", "sample_action")
-    layout = "objects"
 
     def __init__(self, model: StoredModel, spec: AgentSpec):
         if spec.sharing not in ("shared", "private"):
             raise ValueError(f"unknown sharing {spec.sharing!r}")
-        if model.storage != "dense" and not _is_sparse(model.A):
+        if model.storage != "dense" and not is_sparse(model.A):
             raise ValueError(f"lean: storage {model.storage!r} did not give a sparse A")
         self.policy_len = spec.policy_len
         shared = _Model(model, copy=False) if spec.sharing == "shared" else None
@@ -303,6 +299,8 @@ class Lean(Backend):
     name = "lean"
     storages = {"dense": None, "csr": None, "csc": None, "coo": None}
     dtypes = {"float64": None, "float32": None, "float16": _FLOAT16}
+    libraries = {"numpy_version": "numpy", "scipy_version": "scipy"}
+    import_mb = 120.0
 
     def load(self) -> None:
         import scipy.sparse  # noqa: F401  (the sparse storages; A and B arrive built with it)

@@ -64,16 +64,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from memsweep.agents.base import (
-    AgentSpec,
-    Backend,
-    Beliefs,
-    Population,
-    StepInput,
-    StoredModel,
-    build_model,
-)
-from memsweep.world.gridworld import GridWorld
+from memsweep.agents.base import AgentSpec, Backend, Beliefs, Population, StepInput, StoredModel
+from memsweep.world.gridworld import ACTIONS
 
 _SPARSE = (
     "PyMDP's JAX agent takes dense arrays only: scipy sparse and jax.experimental.sparse "
@@ -113,7 +105,7 @@ class JaxPopulation(Population):
         self._x64 = spec.dtype == "float64"
         self._batch = spec.agents
         self._no_force = np.zeros((spec.agents, 1), dtype=np.int32)
-        self.layout = SHARED_LAYOUT if spec.sharing == "shared" else PRIVATE_LAYOUT
+        self.layout = PymdpJax.layout(spec)
 
         def batched(array):
             # A copy per agent, as code that holds one model per agent would stack them.
@@ -205,9 +197,32 @@ class PymdpJax(Backend):
     # float16: stored in float16, computed in float32 (see the module docstring).
     dtypes = {"float64": None, "float32": None, "float16": None}
     blind_probes = ("tracemalloc",)
+    stack_b = True  # PyMDP's (N, N, 5) B
+    libraries = {
+        "pymdp_version": "inferactively-pymdp",
+        "jax_version": "jax",
+        "numpy_version": "numpy",
+    }
+    import_mb = 420.0  # JAX, jaxlib's XLA runtime, equinox and PyMDP's JAX agent
 
     def __init__(self):
         self._step = None
+
+    @classmethod
+    def layout(cls, spec: AgentSpec) -> str:
+        return SHARED_LAYOUT if spec.sharing == "shared" else PRIVATE_LAYOUT
+
+    @classmethod
+    def model_copies(cls, spec: AgentSpec) -> int:
+        """The model built, plus one per batch row in both layouts (see the module docstring)."""
+        return 1 + spec.agents
+
+    @classmethod
+    def temporaries_mb(cls, spec: AgentSpec, states: int, model_mb: float) -> float:
+        """The jitted step's scratch: a B slice (N×N, at least float32) per policy and agent."""
+        policies = len(ACTIONS) ** spec.policy_len
+        size = max(np.dtype(spec.dtype).itemsize, 4)
+        return spec.agents * policies * states * states * size / 1e6
 
     def load(self) -> None:
         import equinox  # noqa: F401
@@ -215,17 +230,6 @@ class PymdpJax(Backend):
         import pymdp.agent  # noqa: F401
 
         self._step = _make_step()
-
-    def versions(self) -> dict[str, str]:
-        from importlib.metadata import version
-
-        return {
-            name.replace("-", "_") + "_version": version(name)
-            for name in ("inferactively-pymdp", "jax", "jaxlib", "equinox")
-        }
-
-    def build_model(self, world: GridWorld, spec: AgentSpec) -> StoredModel:
-        return build_model(world, spec.storage, spec.dtype, stack_b=True)  # PyMDP's (N, N, 5) B
 
     def build_agents(self, model: StoredModel, spec: AgentSpec) -> Population:
         if self._step is None:

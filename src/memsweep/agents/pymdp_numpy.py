@@ -10,16 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from memsweep.agents.base import (
-    AgentSpec,
-    Backend,
-    Beliefs,
-    Population,
-    StepInput,
-    StoredModel,
-    build_model,
-)
-from memsweep.world.gridworld import GridWorld
+from memsweep.agents.base import AgentSpec, Backend, Beliefs, Population, StepInput, StoredModel
 
 _SPARSE = (
     "PyMDP's numpy agent takes dense numpy arrays only: scipy sparse A/B raise "
@@ -37,7 +28,6 @@ def _object_array(array):
 
 class NumpyPopulation(Population):
     operations = ("infer_states", "infer_policies", "sample_action")
-    layout = "objects"
 
     def __init__(self, model: StoredModel, spec: AgentSpec):
         from pymdp.legacy.agent import Agent
@@ -103,17 +93,12 @@ class PymdpNumpy(Backend):
         "float16": "PyMDP's numpy agent refuses float16 models: its np.allclose "
         "normalisation check fails ('A matrix is not normalized')",
     }
+    stack_b = True  # PyMDP's (N, N, 5) B
+    libraries = {"pymdp_version": "inferactively-pymdp", "numpy_version": "numpy"}
+    import_mb = 260.0  # PyMDP's legacy package pulls pandas, matplotlib and seaborn
 
     def load(self) -> None:
         import pymdp.legacy.agent  # noqa: F401  (also pulls pandas, matplotlib, seaborn)
-
-    def versions(self) -> dict[str, str]:
-        from importlib.metadata import version
-
-        return {"pymdp_version": version("inferactively-pymdp")}
-
-    def build_model(self, world: GridWorld, spec: AgentSpec) -> StoredModel:
-        return build_model(world, spec.storage, spec.dtype, stack_b=True)  # PyMDP's (N, N, 5) B
 
     def build_agents(self, model: StoredModel, spec: AgentSpec) -> Population:
         return NumpyPopulation(model, spec)

@@ -37,7 +37,7 @@ from memsweep.agents import StepInput
 from memsweep.harness import precision, probes
 from memsweep.harness.recorder import Recorder, seconds
 from memsweep.harness.reference import Reference
-from memsweep.plan.jobs import Job
+from memsweep.plan.jobs import Job, unsupported_reason
 from memsweep.world.gridworld import GridWorld
 
 PhaseHook = Callable[[str], None]
@@ -48,27 +48,18 @@ ROWS_PER_STEP = 16 + len(probes.levels())
 def provenance(backend_name: str) -> dict:
     """Versions, host and start time: recorded in every row of a job's table.
 
-    The backend names the libraries it runs on (``Backend.versions``); a name that is no
-    backend (a failed record of a bad job) gets the common columns only.
+    The library versions are those the backend declares it runs on (``Backend.versions``);
+    a column it does not declare stays empty, and so do all of them for a name that is no
+    backend (a failed record of a bad job).
     """
-    from importlib.metadata import PackageNotFoundError, version
-
-    def maybe(package):
-        try:
-            return version(package)
-        except PackageNotFoundError:
-            return None
-
     try:
         backend_versions = agents.get(backend_name).versions()
     except agents.UnknownBackend:
         backend_versions = {}
     return {
         "memsweep_version": __version__,
-        "pymdp_version": maybe("inferactively-pymdp"),
+        **dict.fromkeys(("pymdp_version", "scipy_version", "jax_version")),
         "numpy_version": np.__version__,
-        "scipy_version": maybe("scipy"),
-        "jax_version": None,
         **backend_versions,
         "python_version": platform.python_version(),
         "platform": platform.platform(),
@@ -103,7 +94,7 @@ class Measurement:
     """
 
     def __init__(self, job: Job, reference: Reference, on_phase: PhaseHook):
-        reason = agents.get(job.backend).unsupported_reason(job.agent_spec())  # TODO(one check)
+        reason = unsupported_reason(job)
         if reason:
             raise ValueError(f"unsupported configuration: {reason}")
         self.job, self.on_phase = job, on_phase

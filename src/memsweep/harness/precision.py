@@ -54,14 +54,3 @@ class Tracker:
             "max_abs_q_pi_error": self.q_pi_error,
             "action_agreement": self.agreements / self.steps,
         }
-
-
-def compare(history: list[Beliefs], reference: Reference) -> dict[str, float]:
-    """Max errors over the steps of ``history`` against the same steps of ``reference``."""
-    steps = len(history)
-    if steps == 0 or steps > reference.steps:
-        raise ValueError(f"need 1..{reference.steps} steps of beliefs, got {steps}")
-    tracker = Tracker(reference)
-    for beliefs in history:
-        tracker.update(beliefs)
-    return tracker.result()

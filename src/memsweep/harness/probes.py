@@ -99,24 +99,6 @@ class Traced(Probe):
 
 
 @register
-class Unique(Probe):
-    name = "psutil_uss"
-    sees = (
-        "pages only this process holds, JAX included; also moves when other processes map "
-        "or unmap the same libraries"
-    )
-    level_metric = "resident"
-    rank = 2
-    # Not in the summary: it moves by whole library mappings when other processes start
-    # or stop, more than a shared agent's few KB (it is still in the build rows).
-    summarised = False
-
-    @classmethod
-    def read(cls) -> Reading:
-        return Reading(float(_PROCESS.memory_full_info().uss), cls.name)
-
-
-@register
 class Anonymous(Probe):
     name = "rss_anon"
     sees = (
@@ -133,6 +115,24 @@ class Anonymous(Probe):
                 if line.startswith("RssAnon:"):
                     return Reading(float(int(line.split()[1]) * 1024), cls.name)
         return Reading(float("nan"), cls.name, status="unavailable", reason="no RssAnon line")
+
+
+@register
+class Unique(Probe):
+    name = "psutil_uss"
+    sees = (
+        "pages only this process holds, JAX included; also moves when other processes map "
+        "or unmap the same libraries"
+    )
+    level_metric = "resident"
+    rank = 2
+    # Not in the summary: it moves by whole library mappings when other processes start
+    # or stop, more than a shared agent's few KB (it is still in the build rows).
+    summarised = False
+
+    @classmethod
+    def read(cls) -> Reading:
+        return Reading(float(_PROCESS.memory_full_info().uss), cls.name)
 
 
 @register

@@ -2,7 +2,10 @@
 
 Errors name the key and what is allowed, e.g.
 ``sweep.storage[1]: 'csx' is not one of ['dense', 'csr', 'csc', 'coo']``.
-The workflow validates with Snakemake's ``validate`` against the same schema.
+The schema is made from the code when a config is checked (:func:`schema`): the sweep's
+axes and the model settings, with their values and defaults, from
+:class:`memsweep.plan.jobs.Job`; the backends from their modules. The workflow checks
+its config with :func:`check` too (``memsweep schema`` prints the schema).
 """
 
 from __future__ import annotations
@@ -11,11 +14,74 @@ from pathlib import Path
 
 import yaml
 
-SCHEMA = Path(__file__).with_name("config.schema.yaml")  # package data: works installed too
+from memsweep.plan import jobs
+
+_JSON_TYPES = {int: "integer", float: "number", str: "string"}
+BUDGET = {
+    "max_job_mb": {
+        "type": "number",
+        "exclusiveMinimum": 0,
+        "default": 4000,
+        "description": "a job predicted above this many MB is planned as over-budget; "
+        "also its memory cap",
+    }
+}
 
 
 class ConfigError(ValueError):
     """A config that cannot be run; ``str()`` names the key and what is allowed."""
+
+
+def _values(name: str) -> dict:
+    """The JSON schema of one value of Job setting ``name``: its choices, or type and bounds."""
+    choices = jobs.choices(name)
+    if choices is not None:
+        return {"enum": list(choices)}
+    return {"type": _JSON_TYPES[jobs.TYPES[name]], **jobs.bounds(name)}
+
+
+def schema() -> dict:
+    """The JSON schema of a sweep config, made from the code (see the module docstring)."""
+    described = {name: field.metadata["help"] for name, field in jobs.SETTINGS.items()}
+    defaults = {name: jobs.SETTINGS[name].default for name in jobs.MODEL_SETTINGS}
+    axes = {
+        name: {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": _values(name),
+            "description": described[name],
+        }
+        for name in jobs.SETTINGS
+    }
+    model = {
+        name: {**_values(name), "default": default, "description": described[name]}
+        for name, default in defaults.items()
+    }
+
+    def section(description: str, properties: dict, required=()) -> dict:
+        rule = {"type": "object", "description": description, "additionalProperties": False}
+        return {**rule, "required": list(required), "properties": properties}
+
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "description": "memsweep sweep configuration (see config/README.md)",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["sweep", "model", "budget"],
+        "properties": {
+            "sweep": section(
+                "axis -> list of values; every combination is planned; a model setting "
+                "listed here is one more axis",
+                axes,
+                required=jobs.CORE_AXES,
+            ),
+            "model": section(
+                "settings shared by every job (any may be promoted to a sweep axis)", model
+            ),
+            "budget": section("limits of the sweep", BUDGET),
+        },
+    }
 
 
 def _key(path) -> str:
@@ -33,8 +99,8 @@ def check(config: dict) -> dict:
         raise ConfigError(
             f"(top level): expected a mapping of sections, got {type(config).__name__}"
         )
-    schema = yaml.safe_load(SCHEMA.read_text())
-    validator = jsonschema.Draft202012Validator(schema)
+    rules = schema()
+    validator = jsonschema.Draft202012Validator(rules)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         messages = []
@@ -46,10 +112,8 @@ def check(config: dict) -> dict:
             messages.append(f"{_key(error.absolute_path)}: {message}")
         raise ConfigError("invalid config:\n  " + "\n  ".join(messages))
     for section in ("model", "budget"):
-        defaults = schema["properties"][section]["properties"]
-        for key, rule in defaults.items():
-            if "default" in rule:
-                config.setdefault(section, {}).setdefault(key, rule["default"])
+        for key, rule in rules["properties"][section]["properties"].items():
+            config.setdefault(section, {}).setdefault(key, rule["default"])
     return config
 
 

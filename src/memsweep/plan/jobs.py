@@ -1,56 +1,104 @@
-"""One configuration to measure: the sweep axes plus the model settings."""
+"""One configuration to measure: the sweep axes plus the model settings.
+
+:class:`Job` is the one definition of a configuration's settings. Each field says,
+in its metadata, what it means, which values it takes and whether it is a core axis
+(every sweep lists it) or a model setting (a default that a sweep may promote to an
+axis). The config schema (:mod:`memsweep.plan.config`), the command line's options
+(:mod:`memsweep.cli`) and the measurement table's configuration columns
+(:data:`memsweep.results.schema.CONFIG_FIELDS`) are derived from it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Callable, Sequence
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 
+from memsweep import agents as backends
 from memsweep.agents.base import AgentSpec
-from memsweep.world.gridworld import GridWorld
+from memsweep.world.checks import Checks
+from memsweep.world.gridworld import NOISE_KINDS, RANGES, GridWorld
+from memsweep.world.storage import DTYPES, FORMATS
 
 SHARING = ("private", "shared")
-# The reference every variant is scored against: float64 dense PyMDP numpy, one agent.
-REFERENCE_SPEC = dict(
-    backend="pymdp-numpy", storage="dense", dtype="float64", agents=1, sharing="shared"
-)
-# Settings that change a job's result but are not sweep axes by default.
-MODEL_SETTINGS = ("obs_noise", "noise_kind", "move_success", "steps", "repeats", "seed")
+AXIS, MODEL = "axis", "model"  # a field's role: a core axis, or a model setting
+
+
+def setting(
+    help: str,
+    *,
+    choices: Sequence[str] | Callable[[], Sequence[str]] | None = None,
+    capability: bool = False,
+    default=MISSING,
+    **bounds: float,
+) -> Field:
+    """A Job field: a core axis without ``default``, a model setting with one.
+
+    ``choices`` may be a function, asked when the choices are needed (the backends are
+    found by scanning their folder). A ``capability`` is a setting each backend declares
+    its support for: a Job takes any value, and one outside ``choices`` is planned as
+    unsupported, with the reason (:func:`unsupported_reason`); any other value outside
+    ``choices`` or ``bounds`` (JSON schema's words: ``minimum``, ``exclusiveMaximum``…)
+    is not a Job.
+    """
+    metadata = {
+        "help": help,
+        "role": AXIS if default is MISSING else MODEL,
+        "choices": choices,
+        "capability": capability,
+        "bounds": bounds,
+    }
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class Job:
-    backend: str
-    storage: str
-    dtype: str
-    grid: int
-    agents: int
-    sharing: str
-    policy_len: int
-    obs_noise: float = 0.1
-    noise_kind: str = "local"
-    move_success: float = 0.9
-    steps: int = 20
-    repeats: int = 3
-    seed: int = 0
+    """One configuration: every setting that changes its measurement."""
+
+    # Core axes, in the order of a measurement's folders (policy_len names its file).
+    backend: str = setting("agent implementation", choices=backends.names, capability=True)
+    storage: str = setting("matrix storage format of A and B", choices=FORMATS, capability=True)
+    dtype: str = setting("floating-point type of the model", choices=DTYPES, capability=True)
+    grid: int = setting(
+        "side G of the G×G grid world (N = G² states)", **RANGES["grid"], maximum=200
+    )
+    agents: int = setting("agents alive at once in the process", minimum=1)
+    sharing: str = setting("private: a model copy per agent; shared: one model", choices=SHARING)
+    policy_len: int = setting("planning depth L (5^L policies)", minimum=1, maximum=6)
+    # Model settings: shared by every job of a sweep unless promoted to an axis.
+    obs_noise: float = setting(
+        "probability of seeing a cell other than the true one",
+        **RANGES["obs_noise"],
+        default=0.1,
+    )
+    noise_kind: str = setting(
+        "local: the noise goes to the 4-neighbours (A sparse); uniform: to every cell (A dense)",
+        choices=NOISE_KINDS,
+        default="local",
+    )
+    move_success: float = setting(
+        "probability that a move succeeds (else the agent stays)",
+        **RANGES["move_success"],
+        default=0.9,
+    )
+    steps: int = setting("steps per repeat", minimum=2, default=20)
+    repeats: int = setting("repeats of the step loop", minimum=1, default=3)
+    seed: int = setting("seed of the environment and of tie-breaking", minimum=0, default=0)
 
     def __post_init__(self):
-        for name in ("grid", "agents", "policy_len", "steps", "repeats"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.sharing not in SHARING:
-            raise ValueError(f"sharing must be one of {SHARING}, got {self.sharing!r}")
-        self.world()  # validates the model settings
-
-    @property
-    def states(self) -> int:
-        return self.grid * self.grid
+        _CHECKS.check(self)
 
     @property
     def config_id(self) -> str:
         """A short, stable name for this exact configuration (all settings hashed)."""
         blob = json.dumps(asdict(self), sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
+
+    @property
+    def states(self) -> int:
+        """Hidden states of its world (N = G²): a derived column of every row."""
+        return self.grid * self.grid
 
     def world(self) -> GridWorld:
         return GridWorld(
@@ -70,20 +118,79 @@ class Job:
     @classmethod
     def from_dict(cls, data: dict) -> Job:
         """A job from settings that may arrive as strings (command line, Snakemake wildcards)."""
-        unknown = set(data) - set(_CASTS)
+        unknown = set(data) - set(TYPES)
         if unknown:
-            raise ValueError(f"unknown job settings: {sorted(unknown)}; known: {sorted(_CASTS)}")
-        return cls(**{key: _CASTS[key](value) for key, value in data.items()})
+            raise ValueError(f"unknown job settings: {sorted(unknown)}; known: {sorted(TYPES)}")
+        return cls(**{key: TYPES[key](value) for key, value in data.items()})
 
     def columns(self) -> dict:
         """The configuration columns of every measurement row of this job."""
         return {**self.to_dict(), "config_id": self.config_id, "states": self.states}
 
 
+# setting -> the type its value is cast to (annotations are strings under __future__).
+TYPES: dict[str, type] = {
+    f.name: {"int": int, "float": float, "str": str}[f.type] for f in fields(Job)
+}
+SETTINGS: dict[str, Field] = {f.name: f for f in fields(Job)}
+CORE_AXES = tuple(name for name, f in SETTINGS.items() if f.metadata["role"] == AXIS)
+# Settings that change a job's result but are not sweep axes by default.
+MODEL_SETTINGS = tuple(name for name, f in SETTINGS.items() if f.metadata["role"] == MODEL)
+# The reference every variant is scored against: float64 dense PyMDP numpy, one agent.
+REFERENCE_SPEC = dict(
+    backend="pymdp-numpy", storage="dense", dtype="float64", agents=1, sharing="shared"
+)
+
+
+def choices(name: str) -> tuple[str, ...] | None:
+    """The values setting ``name`` takes, where it is one of a list (None for numbers)."""
+    found = SETTINGS[name].metadata["choices"]
+    return tuple(found() if callable(found) else found) if found is not None else None
+
+
+def bounds(name: str) -> dict[str, float]:
+    """Setting ``name``'s bounds, as JSON schema words them (``minimum``, ``exclusiveMaximum``…)."""
+    return dict(SETTINGS[name].metadata["bounds"])
+
+
+def column_types() -> dict[str, type]:
+    """Every configuration column of a measurement row, in order, with its type: the job's
+    id, its settings (``states`` beside ``grid``, which it follows from) and the ``layout``
+    its backend gave its agents (an outcome, not a setting)."""
+    columns: dict[str, type] = {"config_id": str}
+    for name, kind in TYPES.items():
+        columns[name] = kind
+        if name == "grid":
+            columns["states"] = int
+    columns["layout"] = str
+    return columns
+
+
+def _checks() -> Checks:
+    """The tests of every setting's values, from its declaration: its bounds, and its
+    choices unless it is a capability (see :func:`setting`)."""
+    closed = {
+        name: choices(name)
+        for name, declared in SETTINGS.items()
+        if declared.metadata["choices"] is not None and not declared.metadata["capability"]
+    }
+    return Checks({name: bounds(name) for name in SETTINGS if bounds(name)}, closed)
+
+
+_CHECKS = _checks()
+
+
+def unsupported_reason(job: Job) -> str | None:
+    """Why ``job`` cannot run, or None: its backend is unknown, or declines its storage or
+    dtype (the backend's own reason). The one check the plan, the command line and the
+    harness all make."""
+    try:
+        backend = backends.get(job.backend)
+    except backends.UnknownBackend as error:
+        return str(error)
+    return backend.unsupported_reason(job.agent_spec())
+
+
 def reference_job(job: Job) -> Job:
     """The job whose reference trace ``job`` replays: same world and depth, REFERENCE_SPEC."""
     return replace(job, **REFERENCE_SPEC)
-
-
-# setting -> the type its value is cast to (annotations are strings under __future__).
-_CASTS = {f.name: {"int": int, "float": float, "str": str}[f.type] for f in fields(Job)}

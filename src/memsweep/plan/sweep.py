@@ -7,18 +7,16 @@ Runs at Snakemake parse time, so it stays cheap: no PyMDP, JAX or scipy import.
 from __future__ import annotations
 
 import itertools
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 
-from memsweep import agents
+from memsweep.plan import config as config_module
 from memsweep.plan.config import ConfigError
-from memsweep.plan.jobs import MODEL_SETTINGS, Job
+from memsweep.plan.jobs import CORE_AXES, MODEL_SETTINGS, Job, unsupported_reason
 from memsweep.plan.predict import predict_mb
 
-# The axes every sweep has, in the order of the output folders; extra axes (model
-# settings promoted to axes) follow `sharing`; `policy_len` names the file.
-CORE_AXES = ("backend", "storage", "dtype", "grid", "agents", "sharing", "policy_len")
+# CORE_AXES (Job's axes) are the axes every sweep has, in the order of the output folders;
+# extra axes (model settings promoted to axes) follow `sharing`; `policy_len` names the file.
 RUN, UNSUPPORTED, OVER_BUDGET = "run", "unsupported", "over-budget"
 MEASUREMENTS = "results/measurements"
 REFERENCES = "results/reference"
@@ -66,22 +64,9 @@ def reference_path(job: Job, axes: tuple[str, ...]) -> str:
 
 
 def jobs_from_config(config: dict) -> tuple[list[Job], tuple[str, ...]]:
-    """Every combination of the axes, crossed with the model settings."""
+    """Every combination of the axes of a checked config, crossed with the model settings."""
     sweep, model = config["sweep"], dict(config.get("model", {}))
     axes = tuple(sweep)
-    missing = [axis for axis in CORE_AXES if axis not in sweep]
-    if missing:
-        raise ConfigError(f"sweep: missing axes {missing}; every sweep needs {list(CORE_AXES)}")
-    for axis in axes:
-        if axis not in CORE_AXES and axis not in MODEL_SETTINGS:
-            allowed = list(CORE_AXES) + list(MODEL_SETTINGS)
-            raise ConfigError(f"sweep.{axis}: unknown axis; allowed: {allowed}")
-        values = sweep[axis]
-        if not values:
-            raise ConfigError(f"sweep.{axis}: empty list; give at least one value")
-        duplicates = [v for v, count in Counter(map(str, values)).items() if count > 1]
-        if duplicates:
-            raise ConfigError(f"sweep.{axis}: duplicate values {duplicates}")
     jobs = []
     for combination in itertools.product(*(sweep[axis] for axis in axes)):
         settings = {**model, **dict(zip(axes, combination, strict=True))}
@@ -94,10 +79,7 @@ def jobs_from_config(config: dict) -> tuple[list[Job], tuple[str, ...]]:
 
 def plan_job(job: Job, axes: tuple[str, ...], max_job_mb: float) -> PlannedJob:
     predicted = round(predict_mb(job), 1)
-    try:
-        reason = agents.get(job.backend).unsupported_reason(job.agent_spec())
-    except agents.UnknownBackend as error:
-        reason = str(error)
+    reason = unsupported_reason(job)
     if reason:
         return PlannedJob(job, UNSUPPORTED, reason, predicted, axes)
     if predicted > max_job_mb:
@@ -107,11 +89,20 @@ def plan_job(job: Job, axes: tuple[str, ...], max_job_mb: float) -> PlannedJob:
 
 
 def plan(config: dict) -> list[PlannedJob]:
+    """Every configuration of ``config`` (checked here, defaults filled in), planned."""
+    config = config_module.check(config)
     jobs, axes = jobs_from_config(config)
-    max_job_mb = float(config.get("budget", {}).get("max_job_mb", math.inf))
+    max_job_mb = float(config["budget"]["max_job_mb"])
     planned = [plan_job(job, axes, max_job_mb) for job in jobs]
     if not any(p.status == RUN for p in planned):
-        smallest = min(p.predicted_mb for p in planned)
+        over = [p.predicted_mb for p in planned if p.status == OVER_BUDGET]
+        if not over:
+            reasons = sorted({p.reason for p in planned})
+            raise ConfigError(
+                "sweep: no configuration is supported, so nothing would run:\n    "
+                + "\n    ".join(reasons)
+            )
+        smallest = min(over)
         raise ConfigError(
             f"budget.max_job_mb: {max_job_mb:g} MB is below every runnable job "
             f"(the smallest needs {smallest:.0f} MB), so nothing would run"

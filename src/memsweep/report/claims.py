@@ -15,11 +15,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from memsweep.report import hotspots
-from memsweep.report.hotspots import config_label
+from memsweep.report.queries import Tables, config_label, selector, slice_of
 
 CONFIRMED, REFUTED, NOT_COMPARABLE = "confirmed", "refuted", "not comparable"
-VERDICTS = (CONFIRMED, REFUTED, NOT_COMPARABLE)
 
 
 def load(path=None) -> list[dict]:
@@ -122,9 +120,9 @@ def _rule_text(rule: dict) -> str:
     }[key]
 
 
-def _figures(tables: hotspots.Tables, compare: dict, probe: str) -> pd.DataFrame:
+def _figures(tables: Tables, compare: dict, probe: str) -> pd.DataFrame:
     """Per configuration: our figure for one comparison (before the claim's ``scale``)."""
-    sel = hotspots.selector(**{"operation": None, **compare["select"], "probe": probe})
+    sel = selector(**{"operation": None, **compare["select"], "probe": probe})
     table = tables.per_config(sel)
     if compare["kind"] == "ratio":
         denominator = tables.per_config(compare["denominator"])[["config_id", "value"]]
@@ -135,7 +133,7 @@ def _figures(tables: hotspots.Tables, compare: dict, probe: str) -> pd.DataFrame
     return table[table.value.notna()]
 
 
-def _compare(tables: hotspots.Tables, claim: dict, compare: dict, probe: str) -> Row:
+def _compare(tables: Tables, claim: dict, compare: dict, probe: str) -> Row:
     kind, scale = compare["kind"], compare.get("scale", 1.0)
     as_fraction = compare.get("as") == "fraction"
     unit = "fraction" if as_fraction else claim["unit"]
@@ -218,7 +216,7 @@ def _values(qualifying: pd.DataFrame, table: pd.DataFrame, compare: dict) -> pd.
         axis, (old, new) = next(iter(compare["change"].items()))
         out = []
         for _, row in qualifying.iterrows():
-            near = hotspots.slice_of(table, row, (axis,))
+            near = slice_of(table, row, (axis,))
             variant = near[near[axis] == new]
             if variant.empty:
                 continue
@@ -232,7 +230,7 @@ def _values(qualifying: pd.DataFrame, table: pd.DataFrame, compare: dict) -> pd.
         axis = compare["axis"]
         out, seen = [], set()
         for _, row in qualifying.iterrows():
-            near = hotspots.slice_of(table, row, (axis,))
+            near = slice_of(table, row, (axis,))
             key = tuple(sorted(near.config_id))
             if near[axis].nunique() < 2 or key in seen:
                 continue
@@ -247,7 +245,7 @@ def _values(qualifying: pd.DataFrame, table: pd.DataFrame, compare: dict) -> pd.
 
 def evaluate(frame: pd.DataFrame, claims: list[dict] | None = None) -> list[Row]:
     """One row per claim, comparison and probe."""
-    tables = hotspots.Tables(frame)
+    tables = Tables(frame)
     out = []
     for claim in claims if claims is not None else load():
         for compare in claim["compare"]:

@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from memsweep.files import atomic
-from memsweep.results.schema import MEASUREMENT_SCHEMA, SUMMARY_METRICS, SchemaError, read_file
 from memsweep.plan.sweep import CORE_AXES
+from memsweep.results.schema import MEASUREMENT_SCHEMA, SUMMARY_METRICS, SchemaError, read_file
 
 # How the summary tables show each unit of schema.SUMMARY_METRICS: (scale, label).
 SHOWN_AS = {"B": (1e6, "MB"), "s": (1e-3, "ms")}

@@ -18,25 +18,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from memsweep.files import atomic
+from memsweep.plan.jobs import column_types
 
-# Columns that describe the configuration; one per sweep axis or model setting.
+# Columns that describe the configuration: one per Job setting, plus the job's id, its
+# states and its layout (memsweep.plan.jobs.column_types gives their order and types).
 CONFIG_FIELDS: list[pa.Field] = [
-    pa.field("config_id", pa.string()),
-    pa.field("backend", pa.string()),
-    pa.field("storage", pa.string()),
-    pa.field("dtype", pa.string()),
-    pa.field("grid", pa.int64()),
-    pa.field("states", pa.int64()),
-    pa.field("agents", pa.int64()),
-    pa.field("sharing", pa.string()),
-    pa.field("policy_len", pa.int64()),
-    pa.field("obs_noise", pa.float64()),
-    pa.field("noise_kind", pa.string()),
-    pa.field("move_success", pa.float64()),
-    pa.field("steps", pa.int64()),
-    pa.field("repeats", pa.int64()),
-    pa.field("seed", pa.int64()),
-    pa.field("layout", pa.string()),
+    pa.field(name, {str: pa.string(), int: pa.int64(), float: pa.float64()}[kind])
+    for name, kind in column_types().items()
 ]
 
 # Columns of one measured value.

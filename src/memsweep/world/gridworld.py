@@ -23,9 +23,19 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from memsweep.world.checks import Checks
+
 ACTIONS = ("stay", "up", "down", "left", "right")
 _MOVES = {"stay": (0, 0), "up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
 NOISE_KINDS = ("local", "uniform")
+# The settings' valid ranges, in JSON schema's words: GridWorld checks them, and a sweep
+# config's schema states them (through memsweep.plan.jobs.Job).
+RANGES = {
+    "grid": {"minimum": 2},
+    "obs_noise": {"minimum": 0, "exclusiveMaximum": 1},
+    "move_success": {"exclusiveMinimum": 0, "maximum": 1},
+}
+_CHECKS = Checks(RANGES, {"noise_kind": NOISE_KINDS})
 
 
 @dataclass(frozen=True)
@@ -40,14 +50,7 @@ class GridWorld:
     seed: int = 0
 
     def __post_init__(self):
-        if self.grid < 2:
-            raise ValueError(f"grid must be at least 2, got {self.grid}")
-        if not 0.0 <= self.obs_noise < 1.0:
-            raise ValueError(f"obs_noise must be in [0, 1), got {self.obs_noise}")
-        if self.noise_kind not in NOISE_KINDS:
-            raise ValueError(f"noise_kind must be one of {NOISE_KINDS}, got {self.noise_kind!r}")
-        if not 0.0 < self.move_success <= 1.0:
-            raise ValueError(f"move_success must be in (0, 1], got {self.move_success}")
+        _CHECKS.check(self)
 
     @property
     def states(self) -> int:

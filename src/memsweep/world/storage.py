@@ -13,6 +13,10 @@ import numpy as np
 
 FORMATS = ("dense", "csr", "csc", "coo")
 DTYPES = ("float64", "float32", "float16")
+_ITEMSIZE = {dtype: np.dtype(dtype).itemsize for dtype in DTYPES}  # (asked once a job a plan)
+# The index type ``store`` gives sparse matrices wherever it fits, and its bytes.
+INDEX_DTYPE = np.int32
+INDEX_BYTES = np.dtype(INDEX_DTYPE).itemsize
 
 
 class UnsupportedStorage(ValueError):
@@ -56,9 +60,9 @@ def store(matrix, fmt: str, dtype: str, normalize: bool = False):
     # The narrowest index type that fits, whatever the input had: scipy keeps the int64
     # indices of a matrix built from Python lists (as models.py builds them) but gives
     # int32 to one converted from dense, so the same matrix would cost different bytes.
-    if max(*stored.shape, stored.nnz) <= np.iinfo(np.int32).max:
-        stored.indices = stored.indices.astype(np.int32)
-        stored.indptr = stored.indptr.astype(np.int32)
+    if max(*stored.shape, stored.nnz) <= np.iinfo(INDEX_DTYPE).max:
+        stored.indices = stored.indices.astype(INDEX_DTYPE)
+        stored.indptr = stored.indptr.astype(INDEX_DTYPE)
     if normalize:
         # In CSC each column's entries are contiguous: sum and scale them in place.
         counts = np.diff(stored.indptr)
@@ -69,15 +73,14 @@ def store(matrix, fmt: str, dtype: str, normalize: bool = False):
     return {"csr": sp.csr_array, "csc": sp.csc_array, "coo": sp.coo_array}[fmt](stored)
 
 
-def _is_sparse(matrix) -> bool:
-    return hasattr(matrix, "format") and hasattr(
-        matrix, "nnz"
-    )  # scipy sparse, without importing it
+def is_sparse(matrix) -> bool:
+    """Whether ``matrix`` is a scipy sparse array, without importing scipy."""
+    return hasattr(matrix, "format") and hasattr(matrix, "nnz")
 
 
 def nbytes(matrix) -> int:
     """Exact bytes a matrix holds: buffer for dense; data + indices + pointers for sparse."""
-    if _is_sparse(matrix):
+    if is_sparse(matrix):
         if matrix.format == "coo":
             return matrix.data.nbytes + sum(index.nbytes for index in matrix.coords)
         return matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes
@@ -87,16 +90,29 @@ def nbytes(matrix) -> int:
 def zero_fraction(matrix) -> float:
     """Fraction of the matrix's logical entries that are zero."""
     size = int(np.prod(matrix.shape))
-    if _is_sparse(matrix):
+    if is_sparse(matrix):
         return 1.0 - np.count_nonzero(matrix.data) / size
     return 1.0 - np.count_nonzero(matrix) / size
 
 
-def sparse_limit_bytes(matrix, fmt: str = "csr", dtype: str = "float32") -> int:
-    """The fewest bytes ``fmt`` can hold ``matrix`` in: nnz × (value + index) + pointers."""
-    nnz = matrix.nnz if _is_sparse(matrix) else int(np.count_nonzero(matrix))
-    value, index = np.dtype(dtype).itemsize, np.dtype(np.int32).itemsize
+def stored_bytes(shape: tuple[int, int], nnz: int, fmt: str, dtype: str) -> int:
+    """Bytes ``fmt`` holds a ``shape`` matrix of ``nnz`` non-zeros in, as :func:`store` keeps it.
+
+    Dense: every entry. Sparse: nnz × (value + index) + pointers (CSR: one per row and one
+    more; CSC: per column), with int32 indices (what ``store`` gives a matrix that fits);
+    COO keeps two indices an entry and no pointers. The plan predicts a model's size with
+    it; :func:`nbytes` counts the same bytes of a real matrix.
+    """
+    value = _ITEMSIZE.get(dtype) or np.dtype(dtype).itemsize
+    if fmt == "dense":
+        return shape[0] * shape[1] * value
     if fmt == "coo":
-        return nnz * (value + 2 * index)
-    pointers = (matrix.shape[0 if fmt == "csr" else 1] + 1) * index
-    return nnz * (value + index) + pointers
+        return nnz * (value + 2 * INDEX_BYTES)
+    pointers = (shape[0 if fmt == "csr" else 1] + 1) * INDEX_BYTES
+    return nnz * (value + INDEX_BYTES) + pointers
+
+
+def sparse_limit_bytes(matrix, fmt: str = "csr", dtype: str = "float32") -> int:
+    """The fewest bytes ``fmt`` can hold ``matrix`` in: its non-zeros only, int32 indices."""
+    nnz = matrix.nnz if is_sparse(matrix) else int(np.count_nonzero(matrix))
+    return stored_bytes(matrix.shape, nnz, fmt, dtype)

@@ -1,0 +1,31 @@
+"""Precision against memory: each configuration's belief error and footprint, and the
+configurations no other beats in both."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from memsweep.report.queries import footprint, per_config, selector
+
+
+def pareto(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Points no other point beats in both ``x`` and ``y`` (smaller is better in both)."""
+    ordered = points.sort_values([x, y])
+    front, best = [], np.inf
+    for index, row in ordered.iterrows():
+        if row[y] < best:
+            front.append(index)
+            best = row[y]
+    return ordered.loc[front]
+
+
+def precision_points(frame: pd.DataFrame) -> pd.DataFrame:
+    """Largest grid and agent count: resident footprint and belief error per configuration."""
+    error = per_config(frame, selector("precision", "step", "max_abs_qs_error", "reference_trace"))
+    memory = footprint(frame, "resident").rename(columns={"value": "memory"})
+    points = error.merge(memory, on="config_id")
+    if points.empty:
+        return points
+    points = points[(points.grid == points.grid.max()) & (points.agents == points.agents.max())]
+    return points[points.value.notna() & points.memory.notna()]

@@ -1,0 +1,41 @@
+"""The plan's predicted memory beside the measured memory of each job."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from memsweep.harness import probes
+from memsweep.plan.predict import import_mb
+from memsweep.report.queries import FIX_AXES, footprint, per_config, selector
+
+
+def prediction_table(frame: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
+    """The plan's predicted MB beside the measured memory of each measured job.
+
+    ``measured_mb``: import (USS growth while importing the backend) + the peak above
+    the post-import baseline (VmHWM): what the job added to the interpreter it started
+    in. The prediction's import term is a whole process's resident memory after the
+    import, so it also holds the interpreter; ``above_import`` compares the rest only:
+    the prediction less its import term against the measured peak above the baseline.
+    """
+    whole = footprint(frame, "resident").rename(columns={"value": "measured"})
+    peak = per_config(frame, selector("summary", "all", "peak_bytes", probes.VMHWM))
+    peak = peak[["config_id", "value"]].rename(columns={"value": "peak"})
+    keys = [*FIX_AXES, "grid", "agents", "config_id", "predicted_mb"]
+    table = (
+        plan[plan.status == "run"][keys].merge(whole, on="config_id").merge(peak, on="config_id")
+    )
+    table = table.assign(
+        measured_mb=table.measured / 1e6,
+        import_term_mb=table.backend.map(import_mb).astype(float),
+    )
+    table = table.assign(
+        error=(table.predicted_mb - table.measured_mb) / table.measured_mb,
+        predicted_above_import_mb=table.predicted_mb - table.import_term_mb,
+        measured_above_import_mb=table.peak / 1e6,
+    )
+    table = table.assign(
+        above_import_error=(table.predicted_above_import_mb - table.measured_above_import_mb)
+        / table.measured_above_import_mb.where(table.measured_above_import_mb > 0),
+    )
+    return table.drop(columns=["measured", "peak"]).sort_values(list(FIX_AXES) + ["grid", "agents"])

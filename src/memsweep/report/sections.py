@@ -1,0 +1,237 @@
+"""The report's sections, in order: one short function each, all reading one context.
+
+A section function takes the :class:`Context` (the tables, the ranked hotspots, the
+figures' paths) and returns a :class:`~memsweep.report.document.Section`; the
+report is :data:`SECTIONS` in order. A new section is one function and one entry
+there; its prose goes in :mod:`memsweep.report.text`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import platform
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from memsweep import __version__
+from memsweep.harness import probes
+from memsweep.report import claims, figures, hotspots, text
+from memsweep.report.detail import hotspot_section
+from memsweep.report.document import Section, Table
+from memsweep.report.fits import fit_text, scaling_table
+from memsweep.report.formats import fmt_bytes, fmt_mb, fmt_number, fmt_percent
+from memsweep.report.pareto import pareto, precision_points
+from memsweep.report.queries import FIX_AXES, footprint_text
+from memsweep.results.aggregate import failures_table
+
+PROVENANCE = ("memsweep_version", "pymdp_version", "numpy_version", "scipy_version",
+              "jax_version", "python_version", "platform", "hostname")  # fmt: skip
+
+
+@dataclass
+class Context:
+    """What every section may read: the tables, the ranked hotspots, the figures."""
+
+    frame: pd.DataFrame
+    plan: pd.DataFrame
+    calibration: pd.DataFrame
+    ranked: list[hotspots.Hotspot]
+    prediction: pd.DataFrame
+    figures: dict[str, Path]
+
+    def figure(self, section: Section, name: str) -> Section:
+        return section.figure(name, self.figures[name], figures.caption(name))
+
+
+def _sees() -> str:
+    shown = (*probes.ranking(), probes.EXACT)
+    return " ".join(text.PROBE_SEES.format(name=p, sees=probes.REGISTRY[p].sees) for p in shown)
+
+
+def _top_item(h: hotspots.Hotspot) -> str:
+    item = text.TOP_ITEM.format(
+        what=h.what, value=fmt_bytes(h.base.value), probe=h.probe, config_id=h.base.config_id
+    )
+    if h.fix:
+        item += text.TOP_FIX.format(
+            fix=h.fix.label(), share=fmt_percent(h.fix.saving[h.probe].fraction)
+        )
+    return item
+
+
+def summary(c: Context) -> Section:
+    frame, plan = c.frame, c.plan
+    ok = frame[frame.status == "ok"]
+    section = Section("Summary").text(
+        text.SUMMARY.format(
+            measured=ok.config_id.nunique(),
+            planned=len(plan),
+            planned_out=(plan.status != "run").sum() if len(plan) else 0,
+            failed=frame[frame.status == "failed"].config_id.nunique(),
+            rows=len(frame),
+            backends=", ".join(sorted(ok.backend.unique())),
+        )
+    )
+    section.text(
+        text.HOW_TO_READ.format(
+            sees=_sees(),
+            ranking=", ".join(hotspots.ranking_probes(frame)),
+            rank_share=hotspots.RANK_SHARE,
+            fix_axes=", ".join(FIX_AXES),
+        )
+    )
+    top = enumerate(c.ranked[: text.TOP], start=1)
+    return section.items([(f"#{i}", _top_item(h)) for i, h in top])
+
+
+def _ranking_row(position: int, h: hotspots.Hotspot) -> dict:
+    fix = h.fix
+    return {
+        "#": position,
+        "hotspot": h.what,
+        "kind": h.consumer.kind,
+        "ranks": ", ".join(f"{p} {r}" for p, r in h.ranks.items()),
+        **{f"worst [{p}]": h.worst[p].value if p in h.worst else None for p in probes.ranking()},
+        "worst config": h.base.config_id,
+        "N exponent": fit_text(h.fits[h.probe]["states"]),
+        "agents exponent": fit_text(h.fits[h.probe]["agents"]),
+        "fix": fix.label() if fix else "—",
+        "fix saves %": fix.saving[h.probe].fraction if fix else None,
+    }
+
+
+def ranking(c: Context) -> Section:
+    frame = pd.DataFrame([_ranking_row(i, h) for i, h in enumerate(c.ranked, start=1)])
+    formats = {column: fmt_bytes for column in frame if column.startswith("worst [")}
+    table = Table(frame, formats | {"fix saves %": fmt_percent})
+    return Section("Hotspots ranked by measured bytes").text(text.RANKING).table(table)
+
+
+def top_hotspots(c: Context) -> Section:
+    section = Section(text.TOP_TITLE.format(count=min(text.TOP, len(c.ranked))))
+    section.subsections = [
+        hotspot_section(h, i, c.frame) for i, h in enumerate(c.ranked[: text.TOP], start=1)
+    ]
+    return section
+
+
+def seed_claims(c: Context) -> Section:
+    columns = ["claim", "text", "claimed", "ours", "unit", "probe", "configuration", "spread",
+               "rule", "verdict", "why", "quantity"]  # fmt: skip
+    table = Table(claims.table(claims.evaluate(c.frame))[columns], {"ours": fmt_number})
+    return Section("Seed study claims").text(text.SEED_CLAIMS).table(table)
+
+
+def scaling(c: Context) -> Section:
+    section = Section("Scaling").text(text.SCALING)
+    for name in ("memory_vs_grid", "memory_vs_agents", "step_time_vs_grid"):
+        c.figure(section, name)
+    return section.table(Table(scaling_table(c.frame)))
+
+
+def prediction(c: Context) -> Section:
+    table = c.prediction
+    section = Section("Predicted against measured memory")
+    section.text(text.PREDICTION.format(footprint=footprint_text("resident")))
+    if table.empty:
+        return section.text(text.NO_PREDICTION)
+    above = table.above_import_error.dropna()
+    section.items([
+        ("Jobs compared", str(len(table))),
+        ("Median |error|, whole job", fmt_percent(table.error.abs().median())),
+        ("Median error, whole job (signed)", fmt_percent(table.error.median())),
+        ("Sum predicted / sum measured",
+         f"{table.predicted_mb.sum():.1f} MB / {table.measured_mb.sum():.1f} MB"),
+        ("Jobs under-predicted (a scheduler would ask for too little)",
+         str((table.predicted_mb < table.measured_mb).sum())),
+        ("Median |error| above the import",
+         fmt_percent(above.abs().median()) if len(above) else "—"),
+    ])  # fmt: skip
+    c.figure(section, "predicted_vs_measured")
+    formats = {column: fmt_mb for column in table if column.endswith("_mb")}
+    formats |= {"error": fmt_percent, "above_import_error": fmt_percent}
+    return section.table(Table(table.reset_index(drop=True), formats))
+
+
+def precision(c: Context) -> Section:
+    section = c.figure(Section("Precision against memory"), "precision_vs_memory")
+    points = precision_points(c.frame)
+    if points.empty:
+        return section
+    front = pareto(points, "memory", "value")
+    front = front[["config_id", *FIX_AXES, "grid", "agents", "memory", "value"]].rename(
+        columns={"memory": "import + peak", "value": "max_abs_qs_error"}
+    )
+    table = Table(front.reset_index(drop=True), {"import + peak": fmt_bytes})
+    return section.text(text.PARETO).table(table)
+
+
+def growth(c: Context) -> Section:
+    return c.figure(Section("Memory over steps"), "memory_over_steps")
+
+
+def _examples(ids) -> str:
+    ids = list(ids)
+    return ", ".join(ids[:3]) + (f" (+{len(ids) - 3})" if len(ids) > 3 else "")
+
+
+def failures(c: Context) -> Section:
+    section = Section("Configurations not measured")
+    table = failures_table(c.frame, c.plan, [])
+    if table.empty:
+        return section.text(text.ALL_MEASURED)
+    grouped = (
+        table.groupby(["status", "backend", "reason"], dropna=False)
+        .agg(configurations=("config_id", "size"), examples=("config_id", _examples))
+        .reset_index()
+    )
+    section.text(text.FAILURES).table(Table(grouped))
+    failed = table[table.status == "failed"]
+    if not failed.empty:
+        section.text(text.FAILED_ONE_BY_ONE).table(Table(failed.reset_index(drop=True)))
+    return section
+
+
+def calibration(c: Context) -> Section:
+    formats = {"error_fraction": fmt_percent, "measured_bytes": fmt_bytes,
+               "requested_bytes": fmt_bytes}  # fmt: skip
+    section = Section("Probe calibration on this machine").text(text.CALIBRATION)
+    return section.table(Table(c.calibration, formats))
+
+
+def provenance(c: Context) -> Section:
+    import matplotlib
+
+    frame = c.frame
+    items = [
+        (f"measured with {column}", ", ".join(sorted(frame[column].dropna().astype(str).unique()))
+         or "—")
+        for column in PROVENANCE if column in frame
+    ]  # fmt: skip
+    if "started_at" in frame and frame.started_at.notna().any():
+        items.append(("measured between", f"{frame.started_at.min()} and {frame.started_at.max()}"))
+    items += [
+        ("report made at", datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")),
+        ("report made on", f"{socket.gethostname()} ({platform.platform()})"),
+        ("report made with", f"memsweep {__version__}, python {platform.python_version()}, "
+                             f"pandas {pd.__version__}, matplotlib {matplotlib.__version__}"),
+    ]  # fmt: skip
+    return Section("Provenance").items(items)
+
+
+SECTIONS = (
+    summary,
+    ranking,
+    top_hotspots,
+    seed_claims,
+    scaling,
+    prediction,
+    precision,
+    growth,
+    failures,
+    calibration,
+    provenance,
+)

@@ -1,0 +1,317 @@
+"""The report's logic on small tables made by hand: no sweep, exact expected numbers.
+
+:func:`make_df` builds a tidy measurement table (the columns of
+``memsweep.results.schema.COLUMNS``) from a few rows; each test states the figures
+it puts in and the ranks, savings, exponents and verdicts that must come out.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from memsweep import agents
+from memsweep.harness import probes
+from memsweep.report import (
+    build,
+    claims,
+    consumers,
+    figures,
+    fits,
+    fixes,
+    hotspots,
+    queries,
+    sections,
+)
+from memsweep.results.schema import COLUMNS
+
+from .conftest import ROOT
+
+SETTINGS = {
+    "backend": "lean", "storage": "dense", "dtype": "float64", "grid": 3, "agents": 1,
+    "sharing": "private", "policy_len": 1, "obs_noise": 0.1, "noise_kind": "local",
+    "move_success": 0.9, "steps": 3, "repeats": 1, "seed": 0, "layout": "",
+}  # fmt: skip
+
+
+def config(**axes) -> dict:
+    """One configuration's columns: the defaults above, changed where ``axes`` says."""
+    settings = SETTINGS | axes
+    name = "-".join(str(settings[a]) for a in ("backend", "storage", "dtype", "grid", "agents"))
+    return settings | {
+        "states": settings["grid"] ** 2,
+        "config_id": f"{name}-{settings['sharing']}",
+    }
+
+
+def row(cfg: dict, phase, operation, metric, probe, value, step=-1, unit="B") -> dict:
+    return cfg | {
+        "repeat": 0, "step": step, "phase": phase, "operation": operation, "metric": metric,
+        "probe": probe, "value": float(value), "unit": unit, "status": "ok", "reason": None,
+    }  # fmt: skip
+
+
+def make_df(*rows: dict) -> pd.DataFrame:
+    """A measurement table with every schema column (provenance left empty)."""
+    return pd.DataFrame(list(rows)).reindex(columns=COLUMNS)
+
+
+# Made-up configurations: two storages of lean, and pymdp-numpy beside pymdp-jax.
+DENSE, CSR = config(), config(storage="csr")
+NUMPY, JAX = config(backend="pymdp-numpy"), config(backend="pymdp-jax")
+NUMPY_CSR = config(backend="pymdp-numpy", storage="csr")
+
+
+def ranked_table() -> pd.DataFrame:
+    return make_df(
+        row(DENSE, "import", "load", "anon_bytes", "rss_anon", 50e6),
+        row(CSR, "import", "load", "anon_bytes", "rss_anon", 40e6),
+        row(DENSE, "build", "model", "growth_bytes", "rss_anon", 30e6),
+        row(CSR, "build", "model", "growth_bytes", "rss_anon", 5e6),
+        row(DENSE, "build", "agents", "growth_bytes", "rss_anon", 10e6),
+        row(CSR, "build", "agents", "growth_bytes", "rss_anon", 2e6),
+        # tracemalloc's figures are far larger: they must not move rss_anon's ranks.
+        row(DENSE, "build", "agents", "growth_bytes", "tracemalloc", 900e6),
+        row(CSR, "build", "agents", "growth_bytes", "tracemalloc", 300e6),
+        row(DENSE, "build", "model", "growth_bytes", "tracemalloc", 10e6),
+        # Below 1 % of tracemalloc's largest (9 MB): measured, but not ranked.
+        row(DENSE, "import", "load", "traced_bytes", "tracemalloc", 8e6),
+    )
+
+
+# Ranking ------------------------------------------------------------------------------
+
+
+def test_each_probe_ranks_its_own_figures():
+    ranked = hotspots.rank(ranked_table())
+    assert [(h.consumer.key, h.operation) for h in ranked] == [
+        ("import", "load"),  # rank 1 under rss_anon, ranking probe before tracemalloc
+        ("agents", "agents"),  # rank 1 under tracemalloc only
+        ("model_built", "model"),  # rank 2 under both
+    ]
+    assert [h.ranks for h in ranked] == [
+        {"rss_anon": 1},
+        {"rss_anon": 3, "tracemalloc": 1},
+        {"rss_anon": 2, "tracemalloc": 2},
+    ]
+    assert [(h.rank, h.probe) for h in ranked] == [
+        (1, "rss_anon"), (1, "tracemalloc"), (2, "rss_anon")
+    ]  # fmt: skip
+
+
+def test_figures_of_different_probes_are_never_mixed():
+    agents_hotspot = hotspots.rank(ranked_table())[1]
+    assert {p: w.value for p, w in agents_hotspot.worst.items()} == {
+        "tracemalloc": 900e6,
+        "rss_anon": 10e6,
+    }
+    (fix,) = agents_hotspot.fixes
+    assert fix.label() == "storage dense → csr"
+    assert (fix.saving["tracemalloc"].base, fix.saving["tracemalloc"].variant) == (900e6, 300e6)
+    assert (fix.saving["rss_anon"].base, fix.saving["rss_anon"].variant) == (10e6, 2e6)
+    assert agents_hotspot.fix is fix
+    assert fix.saving[agents_hotspot.probe].fraction == pytest.approx(600 / 900)
+
+
+def test_import_is_fixed_by_the_backend_only():
+    """A storage twin of the import is the probe's spread, not a saving."""
+    import_hotspot = hotspots.rank(ranked_table())[0]
+    assert import_hotspot.fixes == [] and import_hotspot.fix is None
+
+
+def test_uss_ranks_only_without_rss_anon():
+    assert hotspots.ranking_probes(ranked_table()) == ("vmhwm", "rss_anon", "tracemalloc")
+    uss_only = make_df(row(DENSE, "import", "load", "resident_bytes", "psutil_uss", 1e6))
+    assert hotspots.ranking_probes(uss_only) == probes.ranking()
+
+
+# Fixes --------------------------------------------------------------------------------
+
+
+def temporaries_table() -> pd.DataFrame:
+    return make_df(
+        *(
+            row(cfg, "step", "infer_states", "call_peak_bytes", probe, value, step=step)
+            for cfg, traced, peak in ((NUMPY, 8e6, 6e6), (JAX, 1e6, 3e6), (NUMPY_CSR, 2e6, 5e6))
+            for probe, value in (("tracemalloc", traced), ("vmhwm", peak))
+            for step in (0, 1)
+        )
+    )
+
+
+def test_one_axis_fix_and_its_saving():
+    (h,) = hotspots.rank(temporaries_table())
+    assert (h.consumer.key, h.operation, h.probe) == ("call_temporaries", "infer_states", "vmhwm")
+    savings = {f.label(): {p: s.bytes for p, s in f.saving.items()} for f in h.fixes}
+    assert savings == {
+        "backend pymdp-numpy → pymdp-jax": {"tracemalloc": None, "vmhwm": 3e6},
+        "storage dense → csr": {"tracemalloc": 6e6, "vmhwm": 1e6},
+    }
+    assert h.fix.label() == "backend pymdp-numpy → pymdp-jax"
+    assert h.fix.saving["vmhwm"].fraction == pytest.approx(0.5)
+
+
+def test_no_saving_across_a_blind_backend():
+    (h,) = hotspots.rank(temporaries_table())
+    to_jax = next(f for f in h.fixes if f.new == "pymdp-jax")
+    assert to_jax.saving["tracemalloc"].note == "tracemalloc cannot see pymdp-jax's memory"
+    assert to_jax.footprint["traced"].bytes is None
+    assert "pymdp-jax" in to_jax.footprint["traced"].note
+
+
+def test_blind_probes_come_from_the_backends():
+    for name in agents.names():
+        assert fixes.blind_probes(name) == agents.get(name).blind_probes
+    assert fixes.blind_probes("pymdp-jax") == ("tracemalloc",)
+    # A backend in the data that is not installed here is blind to nothing.
+    assert fixes.blind_probes("not-installed") == ()
+    assert fixes.blind("tracemalloc", pd.Series(config(backend="not-installed"))) == ""
+
+
+# Fits ---------------------------------------------------------------------------------
+
+
+def test_fit_recovers_an_exact_power_law():
+    x = np.array([2.0, 4.0, 8.0])
+    fit = fits.fit_exponent(pd.DataFrame({"states": x, "value": 7 * x**2}), "states")
+    assert fit.exponent == pytest.approx(2.0, abs=1e-12)
+    assert fit.low == pytest.approx(2.0, abs=1e-12) and fit.high == pytest.approx(2.0, abs=1e-12)
+    assert (fit.points, fit.groups, fit.dropped) == (3, 1, 0)
+
+
+def test_fit_confidence_interval_is_the_t_interval_of_the_slope():
+    x = np.array([10.0, 20.0, 40.0, 80.0, 160.0])
+    value = 5 * x**1.5 * np.array([1.02, 0.97, 1.01, 0.99, 1.03])
+    fit = fits.fit_exponent(pd.DataFrame({"states": x, "value": value, "agents": 1}), "states")
+    line = stats.linregress(np.log(x), np.log(value))
+    half = stats.t.ppf(0.975, len(x) - 2) * line.stderr
+    assert fit.exponent == pytest.approx(line.slope)
+    assert (fit.low, fit.high) == pytest.approx((line.slope - half, line.slope + half))
+    assert fit.low < 1.5 < fit.high
+
+
+def test_fit_drops_nonpositive_values_and_needs_two_x():
+    table = pd.DataFrame({"states": [9, 16, 25], "value": [0.0, -1.0, 3.0]})
+    assert fits.fit_exponent(table, "states") is None
+    table = pd.DataFrame({"states": [9, 16, 25], "value": [0.0, 1.0, 3.0]})
+    fit = fits.fit_exponent(table, "states")
+    assert fit.dropped == 1 and fit.points == 2 and math.isnan(fit.low)
+    assert fit.exponent == pytest.approx(math.log(3) / math.log(25 / 16))
+
+
+# Seed claims --------------------------------------------------------------------------
+
+
+def per_agent_claim(**compare) -> dict:
+    """The seed study's per-agent cost claim, compared as ``compare`` says."""
+    return {
+        "id": "per_agent_cost",
+        "text": "Per-agent memory cost: 0.21 MB/agent",
+        "value": 0.21,
+        "unit": "MB",
+        "compare": [
+            {
+                "kind": "value",
+                "select": {"phase": "summary", "operation": "all", "metric": "agent_bytes"},
+                "probes": ["tracemalloc"],
+                "where": {"backend": "pymdp-numpy", "storage": "dense"},
+                "scale": 1.0e-6,
+                "rule": {"relative": 0.25},
+                **compare,
+            }
+        ],
+    }
+
+
+def claims_table() -> pd.DataFrame:
+    near = config(backend="pymdp-numpy", grid=4, agents=2)
+    return make_df(
+        row(near, "summary", "all", "agent_bytes", "tracemalloc", 0.24e6, step=0),
+        row(near, "summary", "all", "agent_bytes", "tracemalloc", 0.26e6, step=1),
+        row(NUMPY, "summary", "all", "agent_bytes", "tracemalloc", 0.1e6),
+        row(config(grid=4, agents=2), "summary", "all", "agent_bytes", "tracemalloc", 5e6),
+    )
+
+
+def test_a_claim_within_its_tolerance_is_confirmed():
+    (result,) = claims.evaluate(claims_table(), [per_agent_claim(closest={"grid": 4, "agents": 2})])
+    assert result.config_id == "pymdp-numpy-dense-float64-4-2-private"
+    assert result.ours == pytest.approx(0.25)  # the median of 0.24 and 0.26 MB
+    assert result.spread == "0.1 – 0.25 over 2"  # lean's 5 MB is not pymdp-numpy
+    assert result.verdict == claims.CONFIRMED
+    assert result.why == "ours is ×1.19 the claim (within ±25%)"
+
+
+def test_a_claim_outside_its_tolerance_is_refuted():
+    (result,) = claims.evaluate(
+        claims_table(), [per_agent_claim(closest={"grid": 4, "agents": 2}, rule={"relative": 0.1})]
+    )
+    assert result.verdict == claims.REFUTED
+    assert result.why == "ours is ×1.19 the claim (outside ±10%)"
+
+
+# From the registries ------------------------------------------------------------------
+
+# The consumer catalogue as it was typed by hand before the probe registry.
+HAND_KEPT = {
+    "model_built": {"tracemalloc": "growth_bytes", "rss_anon": "growth_bytes",
+                    "psutil_uss": "growth_bytes", "vmhwm": "call_peak_bytes"},
+    "agents": {"tracemalloc": "growth_bytes", "rss_anon": "growth_bytes",
+               "psutil_uss": "growth_bytes", "vmhwm": "call_peak_bytes"},
+    "call_temporaries": {"tracemalloc": "call_peak_bytes", "vmhwm": "call_peak_bytes"},
+    "first_call": {"tracemalloc": "call_peak_bytes", "vmhwm": "call_peak_bytes"},
+    "import": {"tracemalloc": "traced_bytes", "rss_anon": "anon_bytes",
+               "psutil_uss": "resident_bytes"},
+    "growth": {"tracemalloc": "traced_growth_per_100_steps_bytes",
+               "rss_anon": "anon_growth_per_100_steps_bytes",
+               "psutil_uss": "resident_growth_per_100_steps_bytes"},
+    "retained": {"tracemalloc": "retained_bytes", "rss_anon": "retained_bytes",
+                 "psutil_uss": "retained_bytes"},
+}  # fmt: skip
+
+
+def test_consumer_metrics_come_from_the_probe_registry():
+    assert {c.key: c.metrics for c in consumers.CONSUMERS} == HAND_KEPT
+
+
+def test_figure_probes_come_from_the_probe_registry():
+    assert figures.PEAK_PROBES == ("tracemalloc", "vmhwm")
+    assert figures.LEVEL_PROBES == {
+        "tracemalloc": "traced_bytes", "rss_anon": "anon_bytes", "psutil_uss": "resident_bytes"
+    }  # fmt: skip
+
+
+def test_snakemake_figure_captions_are_rendered_from_the_registry():
+    committed = (ROOT / "workflow/report/figures.rst").read_text()
+    assert committed == figures.rst(), f"rewrite it: {figures.RST_COMMAND}"
+    for name, entry in figures.REGISTRY.items():
+        assert f'snakemake.wildcards.name == "{name}"' in committed
+        assert entry.caption in committed
+
+
+# The whole report on a made-up table -------------------------------------------------
+
+
+def test_sections_come_in_order_and_say_what_each_probe_sees(tmp_path):
+    frame = ranked_table()
+    plan = queries.configurations(frame).assign(status="run", reason=None, predicted_mb=100.0)
+    title, parts = build.build(frame, plan, pd.DataFrame({"probe": []}), tmp_path)
+    top = [p.title for p in parts if p.level == 2]
+    assert top == [
+        "Summary", "Hotspots ranked by measured bytes", "The top 3 hotspots in detail",
+        "Seed study claims", "Scaling", "Predicted against measured memory",
+        "Precision against memory", "Memory over steps", "Configurations not measured",
+        "Probe calibration on this machine", "Provenance",
+    ]  # fmt: skip
+    assert len(sections.SECTIONS) == len(top)
+    assert [p.title for p in parts if p.level == 3][0] == f"1. {hotspots.rank(frame)[0].what}"
+    prose = " ".join(content for kind, content in parts[0].blocks if kind == "text")
+    for name in probes.ranking():
+        assert f"{name}: {probes.REGISTRY[name].sees}." in prose
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(
+        f"{name}.png" for name in figures.REGISTRY
+    )
