@@ -4,45 +4,76 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from memsweep.harness import calibration as calibration_module
 from memsweep.harness import probes
 
 from .conftest import memsweep
 
+SIZES_MB = (8, 64, 256)
+
 
 @pytest.fixture(scope="module")
-def calibration(tmp_path_factory):
+def calibrated(tmp_path_factory):
     # In a fresh process, as every measurement runs: in a long-lived one (this test
     # session) glibc's dynamic mmap threshold has grown, so an 8 MB array can land in
     # heap pages that an earlier test freed and that are still resident.
     out = tmp_path_factory.mktemp("calibration") / "calibration.parquet"
-    memsweep("calibrate", "--out", str(out), "--sizes-mb", "8", "64", "256")
-    return pd.read_parquet(out)
+    result = memsweep("calibrate", "--out", str(out), "--sizes-mb", *map(str, SIZES_MB))
+    return pd.read_parquet(out), result.stdout
 
 
-@pytest.mark.parametrize("size_mb", [8, 64, 256])
-def test_tracemalloc_within_one_percent(calibration, size_mb):
+@pytest.fixture(scope="module")
+def calibration(calibrated):
+    return calibrated[0]
+
+
+def test_the_readme_quotes_the_limits():
+    # README: "the tests require tracemalloc within 1 % and USS within 5 %".
+    assert calibration_module.LIMITS[probes.TRACEMALLOC].fraction == 0.01
+    assert calibration_module.LIMITS[probes.USS].fraction == 0.05
+
+
+def test_every_calibrated_probe_has_a_stated_limit(calibration):
+    assert set(calibration.probe) == set(calibration_module.LIMITS)
+    for limit in calibration_module.LIMITS.values():
+        assert 0 < limit.fraction < 1 and limit.why
+
+
+@pytest.mark.parametrize("size_mb", SIZES_MB)
+@pytest.mark.parametrize("probe", list(calibration_module.LIMITS))
+def test_each_probe_is_within_its_limit(calibration, probe, size_mb):
     row = calibration[
-        (calibration.probe == probes.TRACEMALLOC)
-        & (calibration.requested_bytes == size_mb * 1_000_000)
+        (calibration.probe == probe) & (calibration.requested_bytes == size_mb * 1_000_000)
     ]
     assert len(row) == 1
-    assert abs(row.error_fraction.item()) <= 0.01
+    assert abs(row.error_fraction.item()) <= calibration_module.LIMITS[probe].fraction
 
 
-@pytest.mark.parametrize("size_mb", [8, 64, 256])
-def test_uss_within_five_percent(calibration, size_mb):
-    row = calibration[
-        (calibration.probe == probes.USS) & (calibration.requested_bytes == size_mb * 1_000_000)
+def test_calibrate_ends_with_a_verdict_per_probe(calibrated):
+    _, stdout = calibrated
+    lines = stdout.strip().splitlines()
+    verdicts = [line for line in lines if line.startswith(("PASS ", "FAIL "))]
+    assert [line.split()[1].rstrip(":") for line in verdicts] == list(calibration_module.LIMITS)
+    assert all(line.startswith("PASS ") for line in verdicts), verdicts
+    assert "PASS tracemalloc: worst +" in stdout and "limit ±1 %" in stdout
+    assert lines[-1].endswith(": written")
+
+
+def test_a_probe_past_its_limit_or_without_one_fails():
+    rows = [
+        {"probe": probes.TRACEMALLOC, "requested_bytes": 8_000_000, "error_fraction": 0.001},
+        {"probe": probes.TRACEMALLOC, "requested_bytes": 64_000_000, "error_fraction": -0.02},
+        {"probe": probes.USS, "requested_bytes": 8_000_000, "error_fraction": float("nan")},
+        {"probe": probes.USS, "requested_bytes": 64_000_000, "error_fraction": 0.0},
+        {"probe": "made_up", "requested_bytes": 8_000_000, "error_fraction": 0.0},
     ]
-    assert abs(row.error_fraction.item()) <= 0.05
-
-
-@pytest.mark.parametrize("size_mb", [8, 64, 256])
-def test_rss_anon_within_five_percent(calibration, size_mb):
-    row = calibration[
-        (calibration.probe == probes.ANON) & (calibration.requested_bytes == size_mb * 1_000_000)
-    ]
-    assert abs(row.error_fraction.item()) <= 0.05
+    verdicts = {v.probe: v for v in calibration_module.verdicts(rows)}
+    assert verdicts[probes.TRACEMALLOC].worst == -0.02 and not verdicts[probes.TRACEMALLOC].passed
+    assert verdicts[probes.TRACEMALLOC].line() == (
+        "FAIL tracemalloc: worst -2.00 % (at 64 MB), limit ±1 %"
+    )
+    assert not verdicts[probes.USS].passed  # a probe that read nothing
+    assert "no limit stated" in verdicts["made_up"].line()
 
 
 def test_kernel_peak_sees_a_freed_temporary():

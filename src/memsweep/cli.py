@@ -1,22 +1,150 @@
 """The ``memsweep`` command: measure one configuration, calibrate the probes, plan a sweep.
 
-``measure`` has one option per setting of :class:`memsweep.plan.jobs.Job`, made from it.
+``measure`` has one option per setting of :class:`memsweep.plan.jobs.Job`, made from it:
+its type, its choices or bounds and its help, so ``--help``, the errors and the config
+schema say the same. Every path and value is checked before anything is measured; a
+mistake is one line on stderr and exit status 2 (``--debug`` adds the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 
+from memsweep.harness.calibration import DEFAULT_SIZES_MB, LIMITS, SIZE_BOUNDS
 from memsweep.plan import jobs
+from memsweep.plan.config import BUDGET, bounds_of, bounds_text, words
 from memsweep.plan.jobs import CORE_AXES, MODEL_SETTINGS, Job
+from memsweep.world.checks import Checks
+
+# Exit statuses, stated once (the epilog of every command lists them).
+OK = 0
+ERROR = 1  # memsweep itself failed (a bug, or the reference run failed): nothing written
+USAGE = 2  # a mistake in the command, its paths or its config: nothing run, nothing written
+MEASUREMENT_FAILED = 3  # it ran and wrote its file, but the file records a failure
+INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as a shell reports it)
+
+EXIT_STATUS = {
+    OK: "done",
+    USAGE: "a mistake in the command, a path or the config: nothing was run or written",
+    MEASUREMENT_FAILED: None,  # each command says what it means for it
+    ERROR: "memsweep itself failed (run again with --debug for the traceback)",
+    INTERRUPTED: "interrupted (Ctrl-C)",
+}
 
 
 class CliError(Exception):
-    pass
+    """A user's mistake: one line, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line (``memsweep measure: error: …``)."""
+
+    def error(self, message: str):
+        self.exit(USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help text wrapped between words only: ``pymdp-numpy`` is never cut at its hyphen."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
+def _epilog(failed: str | None) -> str:
+    meanings = {**EXIT_STATUS, MEASUREMENT_FAILED: failed}
+    lines = [f"  {code:>3}  {text}" for code, text in sorted(meanings.items()) if text]
+    return "exit status:\n" + "\n".join(lines)
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _checked(kind: type, bounds: dict[str, float]):
+    """An argparse ``type``: the value as ``kind``, refused outside ``bounds`` in the words
+    every error uses (``must be at least 2, got 1``)."""
+    checks = Checks({"value": bounds})
+    noun = {int: "an integer", float: "a number", str: "a name"}[kind]
+
+    def convert(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+        failure = checks.failure("value", value)
+        if failure:
+            raise argparse.ArgumentTypeError(f"must be {failure}, got {text}")
+        return value
+
+    convert.__name__ = kind.__name__
+    convert.words = words(bounds)
+    return convert
+
+
+# Paths ----------------------------------------------------------------------------------
+def check_out(path: str, option: str = "--out") -> Path:
+    """A ``.parquet`` file to write: its folder made (if need be) and proved writable."""
+    out = Path(path)
+    if out.suffix != ".parquet":
+        raise CliError(f"{option} {path}: must end in .parquet (one Parquet file is written)")
+    if out.is_dir():
+        raise CliError(f"{option} {path}: is a folder; name the .parquet file to write")
+    folder = out.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # The real test of writing: a file made and removed (os.access says yes to root
+        # on a read-only file system).
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{out.name}.check"):
+            pass
+    except (FileExistsError, NotADirectoryError):
+        reason = "a file is in the way"
+        raise CliError(f"{option} {path}: cannot make folder {folder}: {reason}") from None
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise CliError(f"{option} {path}: cannot write in folder {folder}: {reason}") from None
+    return out
+
+
+def check_reference(path: str, job: Job) -> Path:
+    """A readable reference trace made for ``job``'s world, depth and steps."""
+    from memsweep.harness.reference import Reference
+
+    reference = Path(path)
+    if not reference.exists():
+        raise CliError(f"--reference {path}: no such file")
+    if not reference.is_file():
+        raise CliError(f"--reference {path}: is not a file")
+    try:
+        loaded = Reference.load(reference)
+    except Exception as error:  # numpy raises many kinds for a file that is not its own
+        reason = f"{type(error).__name__}: {error}"
+        raise CliError(f"--reference {path}: not a readable reference trace ({reason})") from None
+    try:
+        loaded.check_matches(job.world(), job.policy_len, job.steps)
+    except ValueError as error:
+        differences = "; ".join(_differences(loaded, job) or [str(error)])
+        raise CliError(f"--reference {path}: made for another job: {differences}") from None
+    return reference
+
+
+def _differences(reference, job: Job) -> list[str]:
+    """What a reference was made for that ``job`` is not: ``grid 5 (this job: 3)``."""
+    made, wanted = reference.world.as_dict(), job.world().as_dict()
+    found = [f"{k} {made[k]} (this job: {wanted.get(k)})" for k in made if made[k] != wanted.get(k)]
+    if reference.policy_len != job.policy_len:
+        found.append(f"policy_len {reference.policy_len} (this job: {job.policy_len})")
+    if reference.steps < job.steps:
+        found.append(f"only {reference.steps} steps (this job: {job.steps})")
+    return found
+
+
+# Settings --------------------------------------------------------------------------------
 def _parse_settings(pairs: list[str]) -> dict:
     settings = {}
     for pair in pairs:
@@ -41,10 +169,6 @@ def axes_from_path(path: str) -> dict:
     return settings
 
 
-def _option(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
 def job_from_args(args) -> Job:
     """The job the options name: from --out's folders (--from-path), then --set, then the
     setting's own option, each winning over the one before."""
@@ -58,41 +182,47 @@ def job_from_args(args) -> Job:
     try:
         return Job.from_dict(settings)
     except ValueError as error:
-        raise CliError(str(error)) from error
+        raise CliError(str(error)) from None
 
 
+# Commands -------------------------------------------------------------------------------
 def cmd_measure(args) -> int:
-    from memsweep.harness import supervisor
-
     job = job_from_args(args)
     reason = jobs.unsupported_reason(job)
     if reason:
         raise CliError(
             f"unsupported configuration ({job.backend}, {job.storage}, {job.dtype}): {reason}"
         )
-    out = Path(args.out)
-    if args.reference is None:
+    reference = check_reference(args.reference, job) if args.reference is not None else None
+    out = check_out(args.out)
+
+    from memsweep.harness import supervisor
+
+    if reference is None:
         print("computing the reference trace (float64 dense PyMDP numpy agent)...", file=sys.stderr)
-    outcome = supervisor.measure(job, out, args.reference, args.mem_cap_mb)
+    outcome = supervisor.measure(job, out, reference, args.mem_cap_mb)
     status = "ok" if outcome.ok else f"FAILED: {outcome.reason}"
     peak_mb = outcome.peak_rss_bytes / 1e6
     print(f"{out}: {status} ({outcome.seconds:.1f} s, child peak RSS {peak_mb:.0f} MB)")
-    return 0
+    return OK if outcome.ok else MEASUREMENT_FAILED
 
 
 def cmd_calibrate(args) -> int:
+    out = check_out(args.out)
+
     import pandas as pd
 
     from memsweep.harness import calibration
 
-    try:
-        table = calibration.write(Path(args.out), args.sizes_mb)
-    except (ValueError, OSError) as error:
-        raise CliError(str(error)) from error
+    table = calibration.write(out, args.sizes_mb)
     with pd.option_context("display.width", 120):
         shown = table.assign(error_pct=100 * table.error_fraction)
         print(shown.drop(columns="error_fraction").to_string(index=False))
-    return 0
+    verdicts = calibration.verdicts(table)
+    for verdict in verdicts:
+        print(verdict.line())
+    print(f"{out}: written")
+    return OK if all(v.passed for v in verdicts) else MEASUREMENT_FAILED
 
 
 def cmd_plan(args) -> int:
@@ -101,13 +231,15 @@ def cmd_plan(args) -> int:
     try:
         planned = sweep.plan(config.load(args.config))
     except config.ConfigError as error:
-        raise CliError(str(error)) from error
+        raise CliError(str(error)) from None
+    out = check_out(args.out) if args.out else None  # after the config: no folder made for it
     print(sweep.summary(planned))
-    if args.out:
-        out = Path(args.out)
+    here = Path.cwd() / "results"
+    print(f"  snakemake started here writes them to {here} (elsewhere: --directory FOLDER)")
+    if out:
         sweep.write_plan(planned, out)
         print(f"plan written to {out}")
-    return 0
+    return OK
 
 
 def cmd_schema(args) -> int:
@@ -116,28 +248,61 @@ def cmd_schema(args) -> int:
     from memsweep.plan import config
 
     print(json.dumps(config.schema(), indent=2))
-    return 0
+    return OK
 
 
+# The parser -------------------------------------------------------------------------------
 def _add_settings(parser: argparse.ArgumentParser) -> None:
-    """One option per Job setting: its type, its choices and its help, from the Job."""
+    """One option per Job setting: its type, its choices or bounds, and its help, from the
+    Job (the same words as the errors and config/README.md)."""
     for name, setting in jobs.SETTINGS.items():
-        text = setting.metadata["help"]
+        text = f"{setting.metadata['help']}; {bounds_text(name)}"
         if name in MODEL_SETTINGS:
             text += f" (default {setting.default})"
         kind = jobs.TYPES[name]
-        parser.add_argument(_option(name), type=kind, choices=jobs.choices(name), help=text)
+        options = {"choices": jobs.choices(name), "metavar": name.upper(), "help": text}
+        if options["choices"] is None:
+            options["type"] = _checked(kind, jobs.bounds(name))
+        parser.add_argument(_option(name), **options)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="memsweep", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    debug = _Parser(add_help=False)
+    debug.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the traceback of an error",
+    )
+    parser = _Parser(
+        prog="memsweep",
+        description="Measure where PyMDP agents spend memory: one configuration (measure), "
+        "the probes (calibrate), a sweep's plan (plan). See memsweep COMMAND --help.",
+        epilog=_epilog(None),
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    measure = commands.add_parser(
+    def command(name: str, help: str, description: str, failed: str | None = None):
+        return commands.add_parser(
+            name,
+            help=help,
+            description=description,
+            epilog=_epilog(failed),
+            parents=[debug],
+            formatter_class=_Formatter,
+        )
+
+    measure = command(
         "measure",
-        help="measure one configuration in a fresh child process into one Parquet file",
-        description="Measure one configuration in its own process; write one tidy Parquet file. "
-        "A run that fails (exception, memory cap, signal) still writes a file, with status=failed.",
+        "measure one configuration in a fresh child process into one Parquet file",
+        "Measure one configuration in its own process; write one tidy Parquet file.\n"
+        "A run that fails (exception, memory cap, signal) still writes its file, with\n"
+        f"status=failed and the reason, and exits with status {MEASUREMENT_FAILED}. The "
+        "arguments, --reference\n"
+        "and --out's folder are checked before anything runs.",
+        failed="the measurement failed; --out holds its failed record (status=failed, reason)",
     )
     _add_settings(measure)
     measure.add_argument(
@@ -149,14 +314,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     measure.add_argument(
         "--reference",
-        help="reference trace (.npz) to replay; computed in its own process when left out",
+        metavar="NPZ",
+        help="reference trace (.npz, from the workflow's reference rule) for this job's world, "
+        "depth and at least its steps; computed in its own process when left out",
     )
+    cap = _checked(float, bounds_of(BUDGET["max_job_mb"]))
     measure.add_argument(
         "--mem-cap-mb",
-        type=float,
-        help="stop the child when its resident memory passes this many MB",
+        type=cap,
+        metavar="MB",
+        help="stop the child when its resident memory passes this many MB "
+        f"(budget.max_job_mb in a sweep); a number, {cap.words}",
     )
-    measure.add_argument("--out", required=True, help="the Parquet file to write")
+    measure.add_argument(
+        "--out", required=True, metavar="FILE.parquet", help="the Parquet file to write"
+    )
     measure.add_argument(
         "--from-path",
         action="store_true",
@@ -165,40 +337,78 @@ def build_parser() -> argparse.ArgumentParser:
     )
     measure.set_defaults(handler=cmd_measure)
 
-    calibrate = commands.add_parser(
+    calibrate = command(
         "calibrate",
-        help="compare every memory probe with allocations of known size on this machine",
+        "compare every memory probe with allocations of known size on this machine",
+        "Allocate and touch arrays of known size in this process and compare every memory\n"
+        "probe's reading with the truth; write the table (probe, requested_bytes,\n"
+        "measured_bytes, error_fraction) to --out, print it, and end with one PASS/FAIL\n"
+        "line per probe: its worst error against the limit stated in\n"
+        "memsweep/harness/calibration.py:\n"
+        + ", ".join(f"{name} {100 * limit.fraction:g} %" for name, limit in LIMITS.items())
+        + ".",
+        failed="a probe is outside its limit (the table is written all the same)",
     )
-    calibrate.add_argument("--out", required=True, help="the Parquet file to write")
     calibrate.add_argument(
-        "--sizes-mb", type=int, nargs="+", default=[8, 64, 256], help="allocation sizes (MB)"
+        "--out", required=True, metavar="FILE.parquet", help="the Parquet file to write"
+    )
+    size = _checked(int, SIZE_BOUNDS)
+    calibrate.add_argument(
+        "--sizes-mb",
+        type=size,
+        nargs="+",
+        default=list(DEFAULT_SIZES_MB),
+        metavar="MB",
+        help=f"allocation sizes in MB, integers {size.words} "
+        f"(default {' '.join(map(str, DEFAULT_SIZES_MB))})",
     )
     calibrate.set_defaults(handler=cmd_calibrate)
 
-    plan = commands.add_parser(
+    plan = command(
         "plan",
-        help="check a sweep config and print its plan (what runs, what does not, and why)",
-        description="Validate CONFIG and print the plan summary without running anything.",
+        "check a sweep config and print its plan (what runs, what does not, and why)",
+        "Validate CONFIG and print, without running anything: each axis and its values,\n"
+        "the model settings, the jobs by status and backend, the predicted memory and\n"
+        "where the results will go.",
     )
     plan.add_argument("config", help="a sweep config, e.g. config/config.yaml")
-    plan.add_argument("--out", help="also write the plan table to this Parquet file")
+    plan.add_argument(
+        "--out", metavar="FILE.parquet", help="also write the plan table to this Parquet file"
+    )
     plan.set_defaults(handler=cmd_plan)
 
-    schema = commands.add_parser(
+    schema = command(
         "schema",
-        help="print the JSON schema a sweep config is checked against (made from the code)",
+        "print the JSON schema a sweep config is checked against (made from the code)",
+        "Print the JSON schema a sweep config is checked against (made from the code).",
     )
     schema.set_defaults(handler=cmd_schema)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    prog, debug = "memsweep", "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        prog, debug = f"memsweep {args.command}", args.debug
         return args.handler(args)
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return INTERRUPTED
     except CliError as error:
-        parser.exit(2, f"memsweep {args.command}: error: {error}\n")
+        if debug:
+            traceback.print_exc()
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return USAGE
+    except Exception as error:
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug else " (run again with --debug for the traceback)"
+        print(f"{prog}: failed: {type(error).__name__}: {error}{hint}", file=sys.stderr)
+        return ERROR
 
 
 if __name__ == "__main__":

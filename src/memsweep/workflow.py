@@ -137,11 +137,15 @@ class Pipeline:
         and re-reads a script's source for every job when it plans. The path names the
         configuration (``--from-path``), so the command has few placeholders: Snakemake
         formats it several times per job even in a dry run.
+
+        Exit status 3 (``memsweep.cli.MEASUREMENT_FAILED``) means the job failed and wrote
+        its failed record: the job counts as done and the sweep goes on (the report lists
+        it); any other non-zero status fails the job.
         """
         return (
             f"{shlex.quote(sys.executable)} -m memsweep.cli measure --from-path --out {{output}} "
             "{params.model} --reference {input.reference} --mem-cap-mb {params.mem_cap_mb} "
-            "> {log} 2>&1"
+            "> {log} 2>&1 || [ $? -eq 3 ]"
         )
 
     def rule_functions(self) -> dict:

@@ -10,13 +10,16 @@ its config with :func:`check` too (``memsweep schema`` prints the schema).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import yaml
 
 from memsweep.plan import jobs
+from memsweep.world.checks import Checks
 
 _JSON_TYPES = {int: "integer", float: "number", str: "string"}
+_JSON_TYPES_WORDS = {"integer": "integer", "number": "number"}
 BUDGET = {
     "max_job_mb": {
         "type": "number",
@@ -30,6 +33,35 @@ BUDGET = {
 
 class ConfigError(ValueError):
     """A config that cannot be run; ``str()`` names the key and what is allowed."""
+
+
+BOUND_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
+def bounds_of(rule: dict) -> dict[str, float]:
+    """The bounds a JSON schema ``rule`` holds (``{"minimum": 2, "maximum": 200}``)."""
+    return {key: rule[key] for key in BOUND_KEYWORDS if key in rule}
+
+
+def words(bounds: dict[str, float]) -> str:
+    """JSON schema bounds in the words every error uses: ``at least 2 and at most 200``.
+
+    The words are :class:`memsweep.world.checks.Checks`' own: NaN passes no comparison,
+    so the check names every bound it holds. One phrasing for the ``--help`` text, the
+    command line's errors, a Job's errors and ``config/README.md``.
+    """
+    return Checks({"value": bounds}).failure("value", math.nan) or ""
+
+
+def bounds_text(name: str) -> str:
+    """What Job setting ``name`` takes, in words: ``integer, at least 2 and at most 200``,
+    or its choices (``one of dense, csr, csc, coo``)."""
+    choices = jobs.choices(name)
+    if choices is not None:
+        return "one of " + ", ".join(choices)
+    kind = _JSON_TYPES[jobs.TYPES[name]]
+    limits = words(jobs.bounds(name))
+    return f"{kind}, {limits}" if limits else kind
 
 
 def _values(name: str) -> dict:
@@ -84,6 +116,18 @@ def schema() -> dict:
     }
 
 
+def _allowed(path) -> str:
+    """`` (allowed: integer, at least 2 and at most 200)`` for the setting at ``path``."""
+    names = [part for part in path if isinstance(part, str)]
+    name = names[-1] if names else None
+    if name in jobs.SETTINGS:
+        return f" (allowed: {bounds_text(name)})"
+    if name in BUDGET:
+        rule = BUDGET[name]
+        return f" (allowed: {_JSON_TYPES_WORDS[rule['type']]}, {words(bounds_of(rule))})"
+    return ""
+
+
 def _key(path) -> str:
     text = ""
     for part in path:
@@ -109,7 +153,11 @@ def check(config: dict) -> dict:
             if error.validator == "additionalProperties":
                 allowed = sorted(error.schema.get("properties", {}))
                 message += f"; allowed keys: {allowed}"
+            elif error.validator in (*BOUND_KEYWORDS, "type"):
+                message += _allowed(error.absolute_path)
             messages.append(f"{_key(error.absolute_path)}: {message}")
+        if len(messages) == 1:
+            raise ConfigError(f"invalid config: {messages[0]}")
         raise ConfigError("invalid config:\n  " + "\n  ".join(messages))
     for section in ("model", "budget"):
         for key, rule in rules["properties"][section]["properties"].items():
@@ -124,6 +172,16 @@ def load(path: str | Path) -> dict:
         config = yaml.safe_load(path.read_text())
     except FileNotFoundError as error:
         raise ConfigError(f"{path}: no such config file") from error
+    except IsADirectoryError as error:
+        raise ConfigError(f"{path}: is a folder, not a config file") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read the config file ({error})") from error
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from error
-    return check(config)
+        reason = " ".join(str(error).split())  # one line: YAML's message spans several
+        raise ConfigError(f"{path}: not valid YAML: {reason}") from error
+    if config is None:
+        raise ConfigError(f"{path}: the config file is empty; see config/README.md")
+    try:
+        return check(config)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from error

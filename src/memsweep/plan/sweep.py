@@ -111,29 +111,49 @@ def plan(config: dict) -> list[PlannedJob]:
 
 
 def summary(planned: list[PlannedJob]) -> str:
-    """A short text: counts by status and backend, the predicted total."""
-    lines = [f"memsweep plan: {len(planned)} configurations"]
+    """What a sweep will do, before anything runs: its axes and their values, the model
+    settings, the job count by status and backend, the predicted memory and where the
+    results will go."""
+    axes = planned[0].axes
+    runnable = [p for p in planned if p.status == RUN]
+    lines = [f"memsweep plan: {len(planned)} configurations, {len(runnable)} to run"]
+    lines.append("  axes (every combination is planned):")
+    for axis in axes:
+        values = dict.fromkeys(str(getattr(p.job, axis)) for p in planned)
+        lines.append(f"    {axis:<12} {', '.join(values)}")
+    fixed = [name for name in MODEL_SETTINGS if name not in axes]
+    settings = ", ".join(f"{name}={getattr(planned[0].job, name)}" for name in fixed)
+    lines.append(f"  model settings of every job: {settings}")
     by_status = Counter(p.status for p in planned)
     lines.append(
-        "  " + ", ".join(f"{status}: {count}" for status, count in sorted(by_status.items()))
+        "  jobs: " + ", ".join(f"{status}: {count}" for status, count in sorted(by_status.items()))
     )
     for backend in sorted({p.job.backend for p in planned}):
         counts = Counter(p.status for p in planned if p.job.backend == backend)
         lines.append(
-            f"  {backend:<12} " + ", ".join(f"{s}: {c}" for s, c in sorted(counts.items()))
+            f"    {backend:<12} " + ", ".join(f"{s}: {c}" for s, c in sorted(counts.items()))
         )
-    runnable = [p for p in planned if p.status == RUN]
     total = sum(p.predicted_mb for p in runnable)
     largest = max(runnable, key=lambda p: p.predicted_mb)
     lines.append(
-        f"  predicted memory of runnable jobs: {total / 1e3:.1f} GB in all, "
-        f"largest {largest.predicted_mb:.0f} MB ({largest.path})"
+        f"  predicted peak memory of a job: largest {largest.predicted_mb:.0f} MB "
+        f"({largest.path}); {total / 1e3:.1f} GB summed over the {len(runnable)} to run"
     )
     references = {reference_path(p.job, p.axes) for p in runnable}
-    lines.append(f"  reference traces: {len(references)}")
+    pattern = "/".join(f"{axis}=…" for axis in folder_axes(axes))
+    lines.append(
+        f"  results, under the folder Snakemake runs in: {len(runnable)} measurement files "
+        f"{MEASUREMENTS}/{pattern}/policy_len=….parquet, {len(references)} reference "
+        f"trace{'' if len(references) == 1 else 's'} in {REFERENCES}/, "
+        "the report in results/report/hotspots.md"
+    )
     reasons = Counter(p.reason for p in planned if p.status == UNSUPPORTED)
     for reason, count in reasons.most_common(5):
         lines.append(f"  unsupported ×{count}: {reason}")
+    over = [p for p in planned if p.status == OVER_BUDGET]
+    if over:
+        smallest = min(over, key=lambda p: p.predicted_mb)
+        lines.append(f"  over-budget ×{len(over)}: from {smallest.reason}")
     return "\n".join(lines)
 
 
