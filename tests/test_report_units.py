@@ -315,3 +315,25 @@ def test_sections_come_in_order_and_say_what_each_probe_sees(tmp_path):
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(
         f"{name}.png" for name in figures.REGISTRY
     )
+
+
+def test_the_failure_section_lists_the_files_the_aggregate_could_not_read():
+    frame = ranked_table()
+    plan = queries.configurations(frame).assign(status="run", reason=None, predicted_mb=100.0)
+    path = "results/measurements/backend=lean/storage=csr/dtype=float32/grid=4/policy_len=1.parquet"
+    aggregate_failures = pd.DataFrame(
+        [{"backend": "lean", "config_id": "abc", "status": "invalid", "path": path,
+          "reason": "invalid measurement file: not a readable Parquet file"}]
+    )  # fmt: skip
+    context = sections.Context(
+        frame=frame, plan=plan, calibration=pd.DataFrame(), ranked=[],
+        prediction=pd.DataFrame(), figures={}, failures=aggregate_failures,
+    )  # fmt: skip
+    section = sections.failures(context)
+    tables = [content.frame for kind, content in section.blocks if kind == "table"]
+    one_by_one = tables[-1]
+    assert list(one_by_one.path) == [path]
+    assert list(one_by_one.status) == ["invalid"]
+    # Without the aggregate's table, only what the measurements show: nothing failed here.
+    context.failures = None
+    assert sections.failures(context).blocks[0] == ("text", sections.text.ALL_MEASURED)

@@ -99,7 +99,7 @@ def test_validate_casts_compatible_types_and_refuses_incompatible_ones():
     )
     assert schema.validate(as_int32).schema == schema.MEASUREMENT_SCHEMA
     words = t.set_column(t.schema.get_field_index("grid"), "grid", pa.array(["five", "five"]))
-    with pytest.raises(SchemaError):
+    with pytest.raises(SchemaError, match="column 'grid': .*five"):
         schema.validate(words)
 
 
@@ -116,6 +116,16 @@ def test_an_invalid_table_writes_nothing(tmp_path):
         schema.write_measurements(table(phase="warmup"), out)
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_table_is_not_a_measurement(tmp_path):
+    out = tmp_path / "empty.parquet"
+    with pytest.raises(SchemaError, match="no rows"):
+        schema.write_measurements(schema.MEASUREMENT_SCHEMA.empty_table(), out)
+    assert list(tmp_path.iterdir()) == []
+    pq.write_table(schema.MEASUREMENT_SCHEMA.empty_table(), out)
+    with pytest.raises(SchemaError, match="no rows"):
+        schema.read_file(out)
 
 
 def test_a_failed_write_leaves_no_temporary_file(tmp_path):
@@ -153,6 +163,12 @@ def test_hive_folder_columns_are_left_out_of_the_file(tmp_path):
     assert back.column("grid").to_pylist() == [5, 5]
     assert back.column("backend").to_pylist() == ["x", "x"]
     assert back.equals(table())
+
+
+def test_path_columns_types_what_a_path_names():
+    columns = schema.path_columns("r/backend=x/grid=5/obs_noise=0.2/policy_len=2.parquet")
+    assert columns == {"backend": "x", "grid": 5, "obs_noise": 0.2, "policy_len": 2}
+    assert schema.path_columns("r/grid=big/m.parquet") == {"grid": "big"}
 
 
 def test_a_column_that_disagrees_with_its_folder_is_refused(tmp_path):

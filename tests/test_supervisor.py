@@ -1,13 +1,17 @@
 """Supervised jobs: every way a child can fail still yields a failed record, and nothing is left.
 
-A memory cap (through the real CLI), an exception in the child, and a child killed by a
-signal from outside.
+A memory cap (through the real CLI), an exception in the child, a child killed by a
+signal from outside, and a stop signal (SIGTERM, SIGINT) sent to the supervising
+``memsweep measure`` process itself.
 """
 
 import os
+import shutil
 import signal
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -19,7 +23,7 @@ from memsweep.plan.jobs import Job
 from memsweep.results import schema
 from memsweep.world.gridworld import GridWorld
 
-from .conftest import memsweep
+from .conftest import BIN, memsweep
 
 BIG = ["--grid", "40", "--agents", "10", "--sharing", "private", "--policy-len", "1"]
 AXES = ["--backend", "pymdp-numpy", "--storage", "dense", "--dtype", "float64"]
@@ -69,9 +73,9 @@ def run_capped(out, reference, cap_mb: int):
         str(reference),
         "--out",
         str(out),
+        check=False,  # it wrote a failed record: the CLI's exit status says so, its own way
     )
-    assert result.returncode == 0
-    assert "FAILED: exceeded memory cap" in result.stdout
+    assert "FAILED: exceeded memory cap" in result.stdout, result.stdout + result.stderr
     return failure_row(out)
 
 
@@ -97,8 +101,9 @@ def test_the_cap_stops_the_child_in_the_phase_that_allocates(tmp_path, reference
     assert workers_writing(out) == []
 
 
-def test_a_child_that_raises_yields_its_exception(tmp_path):
+def test_a_child_that_raises_yields_its_exception(tmp_path, capfd):
     # A reference made for another (5×5) world: the child refuses it with a ValueError.
+    # (The CLI refuses it before it starts anything; the supervisor is called directly.)
     wrong = tmp_path / "grid5.npz"
     steps = 20
     Reference(
@@ -111,27 +116,15 @@ def test_a_child_that_raises_yields_its_exception(tmp_path):
     ).save(wrong)
     out = tmp_path / "x.parquet"
     (tmp_path / ".x.parquet.tmp99999").write_bytes(b"left by an earlier, killed writer")
-    result = memsweep(
-        "measure",
-        *AXES,
-        "--grid",
-        "8",
-        "--agents",
-        "1",
-        "--sharing",
-        "shared",
-        "--policy-len",
-        "1",
-        "--reference",
-        str(wrong),
-        "--out",
-        str(out),
-    )
-    assert "FAILED: ValueError" in result.stdout
+    job = Job("pymdp-numpy", "dense", "float64", 8, 1, "shared", 1)
+    outcome = supervisor.measure_job(job, out, wrong)
+    assert not outcome.ok
+    assert "memsweep supervisor: FAILED: ValueError" in capfd.readouterr().err
     row = failure_row(out)
+    assert row.reason == outcome.reason
     assert row.reason.startswith("ValueError: reference is for GridWorld(grid=5")
     assert "GridWorld(grid=8" in row.reason
-    assert row.grid == 8
+    assert row.grid == 8 and row.config_id == job.config_id
     assert partials(tmp_path) == []
     assert workers_writing(out) == []
 
@@ -177,5 +170,94 @@ def test_run_child_reports_an_ok_outcome_with_its_peak(tmp_path):
     assert outcome.ok and outcome.reason is None
     assert outcome.phase == "reference"
     assert outcome.peak_rss_bytes > 10e6  # a Python process with numpy and PyMDP loaded
-    assert Reference.load(out).world == job.world()
+    trace = Reference.load(out)
+    assert trace.world == job.world() and trace.policy_len == 1 and trace.steps == 2
+    assert set(trace.actions) <= set(range(5)) and set(trace.observations) <= set(range(9))
+    assert np.allclose(trace.qs.sum(axis=1), 1) and np.allclose(trace.q_pi.sum(axis=1), 1)
     assert partials(tmp_path) == []
+
+
+# --- a stop signal to the supervising process ------------------------------------------
+
+
+def start_measure(tmp_path, out, *extra) -> tuple[subprocess.Popen, Path]:
+    """``memsweep measure`` (grid 40, ten private agents: seconds of work) in the
+    background, its temporary folders in a folder of the test's own."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    command = shutil.which("memsweep", path=str(BIN)) or "memsweep"
+    cli = subprocess.Popen(
+        [command, "measure", *AXES, *BIG, "--out", str(out), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(temp)},
+    )
+    return cli, temp
+
+
+def wait_for_worker(cli: subprocess.Popen, task: str) -> list[psutil.Process]:
+    """The CLI's worker process running ``task``, once it has started; and its tree."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and cli.poll() is None:
+        for child in psutil.Process(cli.pid).children(recursive=True):
+            try:
+                cmdline = child.cmdline()
+            except psutil.Error:
+                continue
+            if "memsweep.harness.worker" in cmdline and task in cmdline:
+                time.sleep(1.0)  # let it get going (imports, then work)
+                return [child, *child.children(recursive=True)]
+        time.sleep(0.02)
+    raise AssertionError(f"no {task} worker was seen: {cli.communicate()}")
+
+
+def gone(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def workers_under(folder: Path) -> list[psutil.Process]:
+    """Live workers whose command line names a path in ``folder`` (their scratch files)."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if "memsweep.harness.worker" in cmdline and str(folder) in " ".join(cmdline):
+            found.append(process)
+    return [p for p in found if not gone(p)]
+
+
+def interrupted_record_or_nothing(out, name: str) -> None:
+    if out.exists():
+        row = failure_row(out)
+        assert row.reason == f"interrupted by {name}"
+
+
+def test_sigterm_to_memsweep_measure_stops_the_worker_and_cleans_up(tmp_path, reference_40):
+    out = tmp_path / "x.parquet"
+    cli, temp = start_measure(tmp_path, out, "--reference", str(reference_40))
+    tree = wait_for_worker(cli, "measure")
+    assert any(p.name.startswith("memsweep-") for p in temp.iterdir())  # in use now
+    cli.send_signal(signal.SIGTERM)
+    _, stderr = cli.communicate(timeout=120)
+    assert all(gone(process) for process in tree), tree
+    assert workers_under(temp) == [] and workers_writing(out) == []
+    assert sorted(p.name for p in temp.iterdir()) == []
+    assert partials(tmp_path) == []
+    interrupted_record_or_nothing(out, "SIGTERM")
+    assert "Traceback" not in stderr, stderr  # a request to stop, not a crash
+
+
+def test_sigint_during_the_reference_stops_it_and_cleans_up(tmp_path):
+    out = tmp_path / "x.parquet"
+    cli, temp = start_measure(tmp_path, out)  # no --reference: one is computed first
+    tree = wait_for_worker(cli, "reference")
+    assert any(p.name.startswith("memsweep-ref-") for p in temp.iterdir())  # in use now
+    cli.send_signal(signal.SIGINT)
+    cli.communicate(timeout=120)
+    assert all(gone(process) for process in tree), tree
+    assert workers_under(temp) == []
+    assert sorted(p.name for p in temp.iterdir()) == []
+    interrupted_record_or_nothing(out, "SIGINT")

@@ -21,6 +21,8 @@ rule report:
         measurements="results/measurements.parquet",
         plan="results/sweep/plan.parquet",
         calibration="results/calibration.parquet",
+        # The aggregate's failures table: it alone lists the files it could not read.
+        failures="results/tables/failures.csv",
         code=REPORT_CODE,
     output:
         markdown="results/report/hotspots.md",

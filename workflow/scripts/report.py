@@ -8,6 +8,7 @@ with logged(snakemake.log[0]):
         measurements=snakemake.input.measurements,
         plan=snakemake.input.plan,
         calibration=snakemake.input.calibration,
+        failures=snakemake.input.failures,
         out_markdown=snakemake.output.markdown,
         out_html=snakemake.output.html,
         figure_dir=snakemake.output.figures,

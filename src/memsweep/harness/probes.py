@@ -180,8 +180,8 @@ class Clock(Probe):
 class Supervisor(Probe):
     name = "supervisor"
     sees = (
-        "the resident memory of the job's process tree, polled from outside every 20 ms "
-        "(failure records only)"
+        "the resident memory of the job's process tree, polled from outside every 20 ms, "
+        "and the child's lifetime peak checked after it exits (failure records only)"
     )
 
 

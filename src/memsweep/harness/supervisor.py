@@ -1,21 +1,30 @@
 """Run one job in a fresh child process, under a memory cap; every job yields a record.
 
 The child (:mod:`memsweep.harness.worker`) starts with a clean interpreter, so the
-measurement sees none of the caller's imports. The supervisor polls the
-child's resident memory (RSS of the child and its descendants: real pages,
-so JAX's large virtual reservations do not count) and kills it when it passes
-the cap. A child that raises, passes its cap or dies by a signal still
-yields its Parquet file, with ``status`` = failed and the reason.
+measurement sees none of the caller's imports. The supervisor polls the child's
+resident memory (RSS of the child and its descendants: real pages, so JAX's large
+virtual reservations do not count, and the child's own high-water mark) and kills it
+when it passes the cap. A spike between two polls is caught when the child has exited,
+from its peak: the high-water mark the worker reports over its whole life (the harness
+resets the kernel's mark at every window) and the kernel's ``ru_maxrss``.
+
+A child that raises, passes its cap or dies by a signal still yields its Parquet file,
+with ``status`` = failed and the reason. The child runs in a session of its own: when
+SIGTERM, SIGINT or SIGHUP reaches the supervising process, the supervisor kills the
+child's whole process group, writes the failed record ("interrupted by SIGTERM"),
+removes its temporary folders and only then lets the signal end it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +38,9 @@ from memsweep.results.schema import to_table, write_measurements
 
 POLL_SECONDS = 0.02
 PROBE = probes.Supervisor.name
+WORKER = [sys.executable, "-m", "memsweep.harness.worker"]
+# Signals that ask the supervising process to stop: the child is stopped first.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -40,12 +52,170 @@ class Outcome:
     seconds: float
 
 
-def _tree_rss(process: psutil.Process) -> int:
-    total = 0
-    for member in [process, *process.children(recursive=True)]:
+class Interrupted(SystemExit):
+    """SIGTERM or SIGHUP reached the supervisor, which stopped its child and wrote the record.
+
+    A :class:`SystemExit` (status 128 + the signal's number, as a process killed by it):
+    it ends the process quietly, through every ``finally`` (temporary folders), and no
+    ``except Exception`` swallows it. SIGINT raises :class:`KeyboardInterrupt` instead.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+# Stop signals, noted by the handler that the outermost supervising call installs.
+_noted: list[int] = []
+_handlers_installed = False
+
+
+def _note(signum, frame) -> None:
+    _noted.append(signum)
+
+
+def _interrupted_by() -> str | None:
+    return signal.Signals(_noted[0]).name if _noted else None
+
+
+def _raise_if_stopped() -> None:
+    """Raise what the first stop signal noted asks for (the child is already stopped)."""
+    if not _noted:
+        return
+    if _noted[0] == signal.SIGINT:
+        raise KeyboardInterrupt(f"interrupted by {_interrupted_by()}")
+    raise Interrupted(_noted[0])
+
+
+@contextlib.contextmanager
+def _stop_signals_noted():
+    """While a child runs, a stop signal is noted instead of ending this process at once.
+
+    The supervisor then kills the child's process group, writes its record and, leaving
+    the outermost of these blocks, raises (:func:`_raise_if_stopped`). Signal handlers
+    belong to the main thread: elsewhere, and for a signal ignored before (``nohup``),
+    nothing is installed.
+    """
+    global _handlers_installed
+    if _handlers_installed or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for signum in STOP_SIGNALS:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, _note)
+    _handlers_installed = True
+    try:
+        yield
+        _raise_if_stopped()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _handlers_installed = False
+        _noted.clear()
+
+
+def _vmhwm(pid: int | str) -> int:
+    """A process's high-water mark of resident memory (VmHWM, bytes); 0 when unreadable."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _poll(process: psutil.Process) -> tuple[int, int]:
+    """The resident bytes of the child's tree now, and the child's own high-water mark."""
+    tree = 0
+    try:
+        members = [process, *process.children(recursive=True)]
+    except psutil.Error:
+        members = [process]
+    for member in members:
         with contextlib.suppress(psutil.Error):
-            total += member.memory_info().rss
-    return total
+            tree += member.memory_info().rss
+    return tree, _vmhwm(process.pid)
+
+
+def _exited(pid: int) -> bool:
+    """Whether the child has ended, without reaping it (its pid, and so its process
+    group's id, stays taken until :func:`_stop_and_reap`)."""
+    flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+    return os.waitid(os.P_PID, pid, flags) is not None
+
+
+def _stop_and_reap(child: subprocess.Popen) -> os.struct_rusage:
+    """Kill whatever is left of the child's tree (its process group and descendants), then
+    reap the child; returns the child's resource usage."""
+    try:
+        descendants = psutil.Process(child.pid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)  # its session's group: every process it started
+    for member in descendants:  # and any that left the group
+        with contextlib.suppress(psutil.Error):
+            member.kill()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return usage
+
+
+def _own_peak_from_rusage(usage: os.struct_rusage, inherited: int) -> int:
+    """The child's peak resident bytes from ``ru_maxrss`` (KiB on Linux), where it tells.
+
+    Linux carries the high-water mark of the process that forked the child through
+    ``exec`` into ``ru_maxrss`` (a 400 MB supervisor gives a 10 MB child 400 MB), so the
+    figure is the child's own only above ``inherited``, this process's mark after the
+    child started. Below that, 0: the child's peak is not known from it.
+    """
+    peak = usage.ru_maxrss * 1024
+    return peak if peak > inherited else 0
+
+
+@dataclass(frozen=True)
+class _Files:
+    """The files a worker reports through, in the supervisor's scratch folder."""
+
+    folder: Path
+
+    @property
+    def phase(self) -> Path:
+        return self.folder / "phase"
+
+    @property
+    def error(self) -> Path:
+        return self.folder / "error.json"
+
+    @property
+    def peak(self) -> Path:
+        return self.folder / "peak.json"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "log"
+
+    def arguments(self) -> list[str]:
+        return [
+            *("--phase-file", str(self.phase)),
+            *("--error-file", str(self.error)),
+            *("--peak-file", str(self.peak)),
+            *("--supervisor-pid", str(os.getpid())),
+        ]
+
+    def last_phase(self) -> str | None:
+        return self.phase.read_text() if self.phase.exists() else None
+
+    def reported_peak(self) -> tuple[int, str | None]:
+        """The peak the worker reported as it ended (bytes, phase), or (0, None)."""
+        try:
+            report = json.loads(self.peak.read_text())
+            return int(report["peak_bytes"]), report.get("phase")
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0, None
 
 
 def _reason_from_exit(code: int, error_file: Path, log_file: Path) -> str:
@@ -72,65 +242,87 @@ def _describe(outcome: Outcome) -> str:
 
 
 def run_child(
-    args: list[str], mem_cap_mb: float | None = None, log: str | Path | None = None
+    args: list[str],
+    mem_cap_mb: float | None = None,
+    log: str | Path | None = None,
+    program: list[str] | None = None,
 ) -> Outcome:
     """Run ``python -m memsweep.harness.worker ARGS`` and watch it.
 
     The child's output goes to ``log`` (with a closing line saying how it ended), or to
-    this process's stderr when no log is given.
+    this process's stderr when no log is given. ``program`` replaces the worker's command
+    (a test's stand-in); it is given the same reporting options after ``ARGS``.
     """
-    outcome, output = _watch(args, mem_cap_mb)
-    output += f"memsweep supervisor: {_describe(outcome)}\n"
-    if log is None:
-        sys.stderr.write(output)
-    else:
-        Path(log).parent.mkdir(parents=True, exist_ok=True)
-        Path(log).write_text(output)
+    with (
+        _stop_signals_noted(),
+        tempfile.TemporaryDirectory(prefix="memsweep-") as scratch,
+    ):
+        files = _Files(Path(scratch))
+        command = [*(program or WORKER), *args, *files.arguments()]
+        outcome = _watch(command, mem_cap_mb, files)
+        output = files.log.read_text(errors="replace") if files.log.exists() else ""
+        output += f"memsweep supervisor: {_describe(outcome)}\n"
+        if log is None:
+            sys.stderr.write(output)
+        else:
+            Path(log).parent.mkdir(parents=True, exist_ok=True)
+            Path(log).write_text(output)
     return outcome
 
 
-def _watch(args: list[str], mem_cap_mb: float | None) -> tuple[Outcome, str]:
-    with tempfile.TemporaryDirectory(prefix="memsweep-") as scratch:
-        scratch = Path(scratch)
-        phase_file, error_file, log_file = (
-            scratch / "phase",
-            scratch / "error.json",
-            scratch / "log",
+def _watch(command: list[str], mem_cap_mb: float | None, files: _Files) -> Outcome:
+    cap = None if mem_cap_mb is None else mem_cap_mb * 1e6
+    started = time.perf_counter()
+    if _noted:  # stopped before this child started: start nothing
+        reason = f"interrupted by {_interrupted_by()}"
+        return Outcome(False, reason, None, 0, time.perf_counter() - started)
+    with open(files.log, "wb") as log:
+        child = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        command = [sys.executable, "-m", "memsweep.harness.worker", *args]
-        command += ["--phase-file", str(phase_file), "--error-file", str(error_file)]
-        started = time.perf_counter()
-        with open(log_file, "wb") as log:
-            child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-            watched = psutil.Process(child.pid)
-            peak, over_cap = 0, None
-            while child.poll() is None:
-                try:
-                    rss = _tree_rss(watched)
-                except psutil.Error:
-                    rss = 0
-                peak = max(peak, rss)
-                if mem_cap_mb is not None and rss > mem_cap_mb * 1e6:
-                    over_cap = phase_file.read_text() if phase_file.exists() else "start"
-                    for member in [*watched.children(recursive=True), watched]:
-                        with contextlib.suppress(psutil.Error):
-                            member.kill()
-                    child.wait()
-                    break
-                time.sleep(POLL_SECONDS)
-        seconds = time.perf_counter() - started
-        phase = phase_file.read_text() if phase_file.exists() else None
-        output = log_file.read_text(errors="replace")
-        if over_cap is not None:
-            reason = (
-                f"exceeded memory cap of {mem_cap_mb:g} MB at phase {over_cap} "
-                f"(resident {peak / 1e6:.0f} MB when stopped)"
-            )
-            return Outcome(False, reason, over_cap, peak, seconds), output
-        if child.returncode != 0:
-            reason = _reason_from_exit(child.returncode, error_file, log_file)
-            return Outcome(False, reason, phase, peak, seconds), output
-        return Outcome(True, None, phase, peak, seconds), output
+    tree_peak = own_peak = inherited = 0
+    over_cap_at = None
+    try:
+        inherited = _vmhwm("self")  # what ru_maxrss inherits (_own_peak_from_rusage)
+        process = psutil.Process(child.pid)
+        while not _exited(child.pid) and not _noted:
+            tree, own = _poll(process)
+            tree_peak, own_peak = max(tree_peak, tree), max(own_peak, own)
+            if cap is not None and max(tree, own) > cap:
+                over_cap_at = files.last_phase() or "start"
+                break
+            time.sleep(POLL_SECONDS)
+    finally:
+        usage = _stop_and_reap(child)
+    seconds = time.perf_counter() - started
+    phase = files.last_phase()
+    if over_cap_at is not None:
+        peak = max(tree_peak, own_peak)
+        reason = (
+            f"exceeded memory cap of {mem_cap_mb:g} MB at phase {over_cap_at} "
+            f"(peak resident {peak / 1e6:.0f} MB when stopped)"
+        )
+        return Outcome(False, reason, over_cap_at, peak, seconds)
+    if _noted:
+        reason = f"interrupted by {_interrupted_by()}"
+        return Outcome(False, reason, phase, max(tree_peak, own_peak), seconds)
+    # A spike between two polls: the child's peak over its whole life, now that it ended.
+    reported, reported_phase = files.reported_peak()
+    from_rusage = _own_peak_from_rusage(usage, inherited)
+    peak = max(tree_peak, own_peak, reported, from_rusage)
+    if cap is not None and peak > cap:
+        source = "reported by the child" if reported >= from_rusage else "ru_maxrss of the child"
+        at = reported_phase if reported >= from_rusage and reported_phase else phase
+        reason = (
+            f"exceeded memory cap of {mem_cap_mb:g} MB at phase {at or 'start'} "
+            f"(peak resident {peak / 1e6:.0f} MB, {source} after it exited: "
+            "a spike between two polls)"
+        )
+        return Outcome(False, reason, at, peak, seconds)
+    if child.returncode != 0:
+        reason = _reason_from_exit(child.returncode, files.error, files.log)
+        return Outcome(False, reason, phase, peak, seconds)
+    return Outcome(True, None, phase, peak, seconds)
 
 
 def failed_record(job: Job, outcome: Outcome, out: str | Path) -> Path:
@@ -164,10 +356,12 @@ def measure_job(
     """Measure ``job`` in its own process into ``out``; a failure becomes a failed record."""
     out = Path(out)
     args = ["measure", "--job", json.dumps(job.to_dict()), "--reference", str(reference)]
-    outcome = run_child([*args, "--out", str(out)], mem_cap_mb, log)
-    remove_partials(out)
-    if not outcome.ok:
-        failed_record(job, outcome, out)
+    with _stop_signals_noted():
+        outcome = run_child([*args, "--out", str(out)], mem_cap_mb, log)
+        remove_partials(out)
+        if not outcome.ok:
+            failed_record(job, outcome, out)
+        _raise_if_stopped()
     return outcome
 
 
@@ -175,8 +369,10 @@ def make_reference_file(job: Job, out: str | Path, log: str | Path | None = None
     """The reference trace for ``job``'s world and planning depth, in its own process."""
     out = Path(out)
     args = ["reference", "--job", json.dumps(job.to_dict()), "--out", str(out)]
-    outcome = run_child(args, log=log)
-    remove_partials(out)
+    with _stop_signals_noted():
+        outcome = run_child(args, log=log)
+        remove_partials(out)
+        _raise_if_stopped()
     if not outcome.ok:
         raise RuntimeError(f"reference run failed: {outcome.reason}")
     return outcome
@@ -195,7 +391,10 @@ def measure(
     """
     if reference is not None:
         return measure_job(job, out, reference, mem_cap_mb)
-    with tempfile.TemporaryDirectory(prefix="memsweep-ref-") as scratch:
+    with (
+        _stop_signals_noted(),
+        tempfile.TemporaryDirectory(prefix="memsweep-ref-") as scratch,
+    ):
         path = Path(scratch) / "reference.npz"
         make_reference_file(reference_job(job), path)
         return measure_job(job, out, path, mem_cap_mb)

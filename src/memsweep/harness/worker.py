@@ -1,23 +1,105 @@
 """The entry point of a job's own process: ``python -m memsweep.harness.worker``.
 
 Started by :mod:`memsweep.harness.supervisor`, never by hand. It reports its phase in
-``--phase-file`` (so a supervisor that stops it can say where) and, when it
-raises, the error in ``--error-file``.
+``--phase-file`` (so a supervisor that stops it can say where), when it raises, the
+error in ``--error-file``, and as it ends, its peak resident memory over its whole life
+in ``--peak-file`` (so a spike between two of the supervisor's polls still counts
+against the memory cap). It dies with its supervisor (``--supervisor-pid``).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
+import os
+import signal
 import sys
 import traceback
 from pathlib import Path
 
 from memsweep.files import atomic
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
-def _phase_writer(path: str | None):
+
+def _vmhwm() -> int:
+    """This process's high-water mark of resident memory (bytes) since its last reset."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _is_clear_refs(path) -> bool:
+    if not isinstance(path, str | bytes | os.PathLike):
+        return False  # a file descriptor
+    return os.fsdecode(path).endswith("/clear_refs")
+
+
+class HighWater:
+    """The process's peak resident memory over its whole life, and the phase it was seen in.
+
+    The kernel keeps one high-water mark (VmHWM), and the harness resets it at every
+    window (``/proc/self/clear_refs``, :class:`memsweep.harness.probes.KernelPeak`), so
+    at exit it holds only the last window's peak. An audit hook reads the mark just
+    before each reset, whoever makes it, and every phase change reads it too.
+    """
+
+    def __init__(self):
+        self.peak, self.peak_phase, self.phase = 0, None, "start"
+
+    def install(self) -> HighWater:
+        sys.addaudithook(self._hook)
+        return self
+
+    def _hook(self, event: str, args: tuple) -> None:
+        if event == "open" and args and _is_clear_refs(args[0]):
+            self.read()
+
+    def read(self) -> None:
+        try:
+            value = _vmhwm()
+        except OSError:  # no /proc: nothing to report
+            return
+        if value > self.peak:
+            self.peak, self.peak_phase = value, self.phase
+
+    def enter(self, phase: str) -> None:
+        self.read()  # a peak so far belongs to the phase that is ending
+        self.phase = phase
+
+    def report(self, path: str | None) -> None:
+        self.read()
+        if path:
+            with atomic(path) as temporary:
+                report = {"peak_bytes": self.peak, "phase": self.peak_phase}
+                temporary.write_text(json.dumps(report))
+
+
+def _die_with(supervisor_pid: int | None) -> None:
+    """Have the kernel kill this process when its supervisor dies (Linux ``prctl``).
+
+    The worker runs in a session of its own, so a signal to the supervisor's process
+    group does not reach it; a supervisor killed outright (SIGKILL, the OOM killer)
+    cannot stop it, and it would go on to write a file nobody checked. If the supervisor
+    died before this call, exit now.
+    """
+    if supervisor_pid is None:
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != supervisor_pid:
+        os._exit(1)
+
+
+def _phase_writer(path: str | None, high_water: HighWater):
     def write(phase: str) -> None:
+        high_water.enter(phase)
         if path:
             # Atomically: the supervisor polls this file and must never read it empty.
             with atomic(path) as temporary:
@@ -34,8 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--phase-file")
     parser.add_argument("--error-file")
+    parser.add_argument("--peak-file")
+    parser.add_argument("--supervisor-pid", type=int)
     args = parser.parse_args(argv)
-    on_phase = _phase_writer(args.phase_file)
+    _die_with(args.supervisor_pid)
+    high_water = HighWater().install()
+    on_phase = _phase_writer(args.phase_file, high_water)
     try:
         from memsweep.plan.jobs import Job
 
@@ -66,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         traceback.print_exc()
         return 1
+    finally:
+        high_water.report(args.peak_file)
     return 0
 
 

@@ -84,7 +84,12 @@ class Job:
     )
     steps: int = setting("steps per repeat", minimum=2, default=20)
     repeats: int = setting("repeats of the step loop", minimum=1, default=3)
-    seed: int = setting("seed of the environment and of tie-breaking", minimum=0, default=0)
+    seed: int = setting(
+        "seed of the environment and of tie-breaking",
+        minimum=0,
+        maximum=2**32 - 1,  # numpy's legacy seeding (PyMDP breaks ties with it) refuses more
+        default=0,
+    )
 
     def __post_init__(self):
         _CHECKS.check(self)

@@ -41,6 +41,7 @@ class Context:
     ranked: list[hotspots.Hotspot]
     prediction: pd.DataFrame
     figures: dict[str, Path]
+    failures: pd.DataFrame | None = None  # the aggregate's table, with unreadable files
 
     def figure(self, section: Section, name: str) -> Section:
         return section.figure(name, self.figures[name], figures.caption(name))
@@ -180,7 +181,7 @@ def _examples(ids) -> str:
 
 def failures(c: Context) -> Section:
     section = Section("Configurations not measured")
-    table = failures_table(c.frame, c.plan, [])
+    table = c.failures if c.failures is not None else failures_table(c.frame, c.plan, [])
     if table.empty:
         return section.text(text.ALL_MEASURED)
     grouped = (
@@ -189,7 +190,7 @@ def failures(c: Context) -> Section:
         .reset_index()
     )
     section.text(text.FAILURES).table(Table(grouped))
-    failed = table[table.status == "failed"]
+    failed = table[table.status.isin(("failed", "invalid"))].dropna(axis="columns", how="all")
     if not failed.empty:
         section.text(text.FAILED_ONE_BY_ONE).table(Table(failed.reset_index(drop=True)))
     return section

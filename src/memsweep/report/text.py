@@ -56,10 +56,11 @@ NO_PREDICTION = "No measured job to compare."
 PARETO = "The Pareto front: no other configuration is both smaller and as precise."
 ALL_MEASURED = "Every planned configuration was measured."
 FAILURES = (
-    "Planned out (unsupported by the backend, over the memory budget) or failed while "
-    "running, with the reason the plan or the supervisor gave."
+    "Planned out (unsupported by the backend, over the memory budget), failed while "
+    "running, or written but unreadable (invalid), with the reason the plan, the "
+    "supervisor or the aggregate gave."
 )
-FAILED_ONE_BY_ONE = "Failed jobs, one by one:"
+FAILED_ONE_BY_ONE = "Failed jobs and unreadable files, one by one:"
 CALIBRATION = "Each probe against allocations of known size (numpy arrays, every page written)."
 
 # One hotspot in detail.

@@ -1,7 +1,9 @@
 """All measurement files -> one table (results/measurements.parquet) and summary tables.
 
-Every file is validated against the schema; a file that fails is named in the
-failures table, never read as a result.
+Every file is validated against the schema; a file that fails (truncated, not Parquet,
+wrong columns or types, no rows, columns that disagree with its folders) is named in
+the failures table with its path, the configuration its path names and the reason,
+never read as a result. Every output is written atomically.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ import pyarrow.parquet as pq
 
 from memsweep.files import atomic
 from memsweep.plan.sweep import CORE_AXES
-from memsweep.results.schema import MEASUREMENT_SCHEMA, SUMMARY_METRICS, SchemaError, read_file
+from memsweep.results.schema import (
+    MEASUREMENT_SCHEMA,
+    SUMMARY_METRICS,
+    SchemaError,
+    path_columns,
+    read_file,
+)
 
 # How the summary tables show each unit of schema.SUMMARY_METRICS: (scale, label).
 SHOWN_AS = {"B": (1e6, "MB"), "s": (1e-3, "ms")}
@@ -31,7 +39,8 @@ def collect(files) -> tuple[pa.Table, list[dict]]:
         try:
             tables.append(read_file(path))
         except SchemaError as error:
-            invalid.append({"path": str(path), "reason": f"invalid measurement file: {error}"})
+            reason = f"invalid measurement file: {error}"
+            invalid.append({**path_columns(path), "path": str(path), "reason": reason})
     table = pa.concat_tables(tables) if tables else MEASUREMENT_SCHEMA.empty_table()
     return table, invalid
 
@@ -62,7 +71,10 @@ def failures_table(frame: pd.DataFrame, plan: pd.DataFrame, invalid: list[dict])
     failed = frame[frame.status == "failed"][
         [*keys, "config_id", "status", "reason"]
     ].drop_duplicates()
-    unreadable = pd.DataFrame(invalid).assign(status="invalid") if invalid else None
+    unreadable = None
+    if invalid:
+        unreadable = pd.DataFrame(invalid).assign(status="invalid")
+        unreadable["config_id"] = [_planned_id(plan, path) for path in unreadable.path]
     parts = [p for p in (planned_out, failed, unreadable) if p is not None and not p.empty]
     columns = [*keys, "config_id", "status", "reason", "path"]
     return (
@@ -72,9 +84,30 @@ def failures_table(frame: pd.DataFrame, plan: pd.DataFrame, invalid: list[dict])
     )
 
 
+def _planned_id(plan: pd.DataFrame, path: str) -> str | None:
+    """The id of the planned job whose output ``path`` is (plan paths are relative)."""
+    if "path" not in plan:
+        return None
+    posix = Path(path).as_posix()
+    for planned, config_id in zip(plan.path, plan.config_id, strict=True):
+        if isinstance(planned, str) and (posix == planned or posix.endswith("/" + planned)):
+            return config_id
+    return None
+
+
 def write_atomic(table: pa.Table, path: str | os.PathLike) -> None:
     with atomic(path) as temporary:
         pq.write_table(table, temporary)
+
+
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    with atomic(path) as temporary:
+        frame.to_csv(temporary, index=False)
+
+
+def write_text(text: str, path: str | os.PathLike) -> None:
+    with atomic(path) as temporary:
+        temporary.write_text(text)
 
 
 def _markdown(table: pd.DataFrame, scale: float = 1.0, unit: str = "") -> str:
@@ -96,11 +129,11 @@ def run(measurement_files, plan_path, out, tables_dir) -> pd.DataFrame:
     for metric, unit in SUMMARY_METRICS.items():
         stem, (scale, label) = TABLE_NAMES.get(metric, metric), SHOWN_AS[unit]
         summary = summary_table(frame, metric)
-        summary.to_csv(tables_dir / f"{stem}.csv", index=False)
-        (tables_dir / f"{stem}.md").write_text(_markdown(summary, scale, label))
+        write_csv(summary, tables_dir / f"{stem}.csv")
+        write_text(_markdown(summary, scale, label), tables_dir / f"{stem}.md")
     failures = failures_table(frame, plan, invalid)
-    failures.to_csv(tables_dir / "failures.csv", index=False)
-    (tables_dir / "failures.md").write_text(failures.to_markdown(index=False) + "\n")
+    write_csv(failures, tables_dir / "failures.csv")
+    write_text(failures.to_markdown(index=False) + "\n", tables_dir / "failures.md")
     print(f"{len(measurement_files)} files, {table.num_rows} rows, {len(invalid)} invalid")
     for item in invalid:
         print(f"INVALID {item['path']}: {item['reason']}")

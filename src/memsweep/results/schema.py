@@ -90,6 +90,27 @@ def hive_parts(path: str | os.PathLike) -> dict[str, str]:
     return parts
 
 
+def _name_part(path: str | os.PathLike) -> dict[str, str]:
+    """The ``key=value`` a file's name holds (``policy_len=1.parquet``), if any."""
+    named = _HIVE_PART.match(Path(path).name.removesuffix(".parquet"))
+    return {named.group(1): named.group(2)} if named else {}
+
+
+def path_columns(path: str | os.PathLike) -> dict[str, object]:
+    """The configuration a measurement path names: its ``key=value`` folders and file name
+    (``…/backend=lean/grid=4/policy_len=1.parquet``), typed as the schema types them
+    where the text allows (what a file that cannot be read was meant to hold)."""
+    parts = {**hive_parts(path), **_name_part(path)}
+    typed: dict[str, object] = {}
+    for key, value in parts.items():
+        kind = MEASUREMENT_SCHEMA.field(key).type if key in COLUMNS else pa.string()
+        try:
+            typed[key] = pa.scalar(value).cast(kind).as_py()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            typed[key] = value
+    return typed
+
+
 def to_table(rows: Iterable[Mapping]) -> pa.Table:
     """Rows (dicts) -> a table in the canonical schema; missing columns become null."""
     rows = list(rows)
@@ -112,10 +133,13 @@ def validate(table: pa.Table, origin: str = "table") -> pa.Table:
     missing = [name for name in COLUMNS if name not in table.column_names]
     if missing:
         raise SchemaError(f"{origin}: missing columns {missing}")
-    try:
-        table = table.select(COLUMNS).cast(MEASUREMENT_SCHEMA)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
-        raise SchemaError(f"{origin}: {error}") from error
+    columns = []
+    for field in MEASUREMENT_SCHEMA:
+        try:
+            columns.append(table.column(field.name).cast(field.type))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as error:
+            raise SchemaError(f"{origin}: column {field.name!r}: {error}") from error
+    table = pa.Table.from_arrays(columns, schema=MEASUREMENT_SCHEMA)
     for column in ("phase", "metric", "probe", "unit", "status"):
         if table.column(column).null_count:
             raise SchemaError(f"{origin}: column {column!r} has empty values")
@@ -134,6 +158,8 @@ def write_measurements(table: pa.Table, path: str | os.PathLike) -> Path:
     """
     path = Path(path)
     table = validate(table, str(path))
+    if table.num_rows == 0:
+        raise SchemaError(f"{path}: no rows (a job's file holds at least its failure)")
     parts = hive_parts(path)
     for key, folder_value in parts.items():
         if key in table.column_names:
@@ -149,24 +175,47 @@ def write_measurements(table: pa.Table, path: str | os.PathLike) -> Path:
 
 
 def read_file(path: str | os.PathLike) -> pa.Table:
-    """One measurement file, its Hive folder columns restored, validated."""
+    """One measurement file, its Hive folder columns restored, validated.
+
+    Refused (:class:`SchemaError`): a file Parquet cannot read (truncated, not Parquet),
+    one with the wrong columns or types, one with no rows, one whose columns disagree
+    with its path (a file in ``grid=6/`` that says grid 5 is another job's; the same for
+    the ``key=value`` of its name).
+    """
     path = Path(path)
     try:
         table = pq.read_table(path)
-    except (OSError, pa.ArrowInvalid) as error:
+    except (OSError, pa.ArrowException) as error:
         raise SchemaError(f"{path}: not a readable Parquet file ({error})") from error
-    for key, value in hive_parts(path).items():
-        if key in table.column_names:
-            continue
+    if table.num_rows == 0:
+        raise SchemaError(f"{path}: no rows (a job's file holds at least its failure)")
+    folders = hive_parts(path)
+    for key, value in {**_name_part(path), **folders}.items():
         field = MEASUREMENT_SCHEMA.field(key) if key in COLUMNS else pa.field(key, pa.string())
-        column = pa.array([value] * table.num_rows, pa.string()).cast(field.type)
-        table = table.append_column(key, column)
+        if key not in table.column_names and key not in folders:
+            continue  # a file name that is not a column (the checks below say so)
+        try:
+            column = pa.array([value] * table.num_rows, pa.string()).cast(field.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise SchemaError(f"{path}: {key}={value} is not a {field.type}") from error
+        if key not in table.column_names:
+            table = table.append_column(key, column)
+            continue
+        try:
+            held = {str(v) for v in table.column(key).cast(field.type).unique().to_pylist()}
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
+            raise SchemaError(f"{path}: column {key}: {error}") from error
+        if held != {str(column[0].as_py())}:
+            said = f"{key}={value}"
+            raise SchemaError(f"{path}: column {key}={sorted(held)} but its path says {said}")
     return validate(table, str(path))
 
 
 def measurement_files(root: str | os.PathLike) -> list[Path]:
     """All finished measurement files under ``root`` (temporary names skipped)."""
-    return sorted(p for p in Path(root).rglob("*.parquet") if not p.name.startswith("."))
+    return sorted(
+        p for p in Path(root).rglob("*.parquet") if not p.name.startswith(".") and p.is_file()
+    )
 
 
 def read_measurements(path: str | os.PathLike) -> pa.Table:
