@@ -5,8 +5,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
+# The SLURM executor plugin (pyproject.toml's `slurm` extra), outside the environment:
+# Snakemake imports every plugin it finds at each start, and this one then asks `scontrol`
+# for the cluster's configuration (about 10 s where no controller answers). Only
+# tests/test_slurm.py puts it on PYTHONPATH; Snakemake finds plugins by module name there.
+SLURM_PLUGIN := $(VENV)/slurm-plugin
+# The tiny sweep the tests share; the lint parses the workflow with it.
+TEST_CONFIG := .test/config/config.yaml
 
-.PHONY: setup sweep test lint system-deps clean
+.PHONY: setup slurm-plugin sweep test lint system-deps clean
 
 $(BIN)/memsweep: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +23,17 @@ $(BIN)/memsweep: pyproject.toml
 
 setup: $(BIN)/memsweep
 
+# --no-deps: what the plugins need besides each other is Snakemake's and is in .venv already.
+$(SLURM_PLUGIN)/.installed: pyproject.toml $(BIN)/memsweep
+	rm -rf $(SLURM_PLUGIN)
+	$(BIN)/python -m pip install --quiet --no-deps --target $(SLURM_PLUGIN) \
+	  $$($(BIN)/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['slurm'])")
+	PYTHONPATH=$(SLURM_PLUGIN) $(BIN)/python -c \
+	  "import snakemake_executor_plugin_slurm, snakemake_executor_plugin_slurm_jobstep"
+	touch $@
+
+slurm-plugin: $(SLURM_PLUGIN)/.installed
+
 sweep: setup
 	$(BIN)/snakemake --cores $(CORES)
 
@@ -23,14 +41,14 @@ sweep: setup
 system-deps:
 	@bash scripts/system-deps.sh
 
-test: setup system-deps
+test: setup slurm-plugin system-deps
 	$(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check .
-	$(BIN)/snakemake --lint
+	$(BIN)/snakemake --lint --configfile $(TEST_CONFIG)
 
 clean:
 	rm -rf results .snakemake

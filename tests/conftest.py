@@ -22,6 +22,7 @@ def require(condition: object, reason: str) -> None:
     For what a test needs from the machine (root, Chromium, SLURM): ``make test``
     installs it, so in CI its absence is a broken set-up, not a reason to pass.
     """
+    __tracebackhide__ = True  # report the calling test's line, not this one
     if condition:
         return
     if IN_CI:

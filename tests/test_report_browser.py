@@ -20,7 +20,7 @@ import pytest
 
 from memsweep.report import figures
 
-from .conftest import ROOT
+from .conftest import ROOT, require
 from .test_report import workdir  # noqa: F401  (the session fixture: the small sweep's report)
 
 pytestmark = pytest.mark.browser
@@ -65,7 +65,7 @@ def chromium() -> str:
         path = shutil.which(name)
         if path:
             return path
-    pytest.skip("no Chromium on PATH: install it with `bash scripts/system-deps.sh`")
+    require(False, "no Chromium on PATH: install it with `bash scripts/system-deps.sh`")
 
 
 def run_chromium(*args: str) -> subprocess.CompletedProcess:

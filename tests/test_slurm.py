@@ -244,7 +244,6 @@ def test_requested_memory_beside_measured_peak(runs, slurm_jobs):
     rows = []
     for output, job_id in sorted(made_by.items()):
         planned = plan[plan.path == output].iloc[0]
-        benchmark = workdirs["slurm"] / "results/benchmarks" / (output[len("results/") :] + ".tsv")
         rows.append(
             {
                 "slurm_job": job_id,
@@ -253,7 +252,6 @@ def test_requested_memory_beside_measured_peak(runs, slurm_jobs):
                 "mem_mb": requested[output],
                 "slurm_req_mb": sacct[sacct.JobID == job_id].req_mb.iloc[0],
                 "slurm_step_maxrss_mb": round(sacct[job_of == job_id].maxrss_mb.max(), 1),
-                "benchmark_max_rss_mb": pd.read_csv(benchmark, sep="\t").max_rss.iloc[0],
                 "peak_vmhwm_mb": round(peak[planned.config_id] / 1e6, 2),
             }
         )

@@ -125,10 +125,14 @@ def test_hive_tree_reads_without_project_code(workdir):
     assert len(with_pandas) == len(pd.read_parquet(workdir / "results/measurements.parquet"))
 
 
-def test_benchmark_file_per_job(workdir):
-    benchmarks = list((workdir / "results/benchmarks").rglob("*.tsv"))
-    assert len(benchmarks) == 3
-    assert "max_rss" in benchmarks[0].read_text().splitlines()[0]
+def test_log_file_per_job(workdir):
+    logs = sorted((workdir / "results/logs/measurements").rglob("*.log"))
+    measurements = sorted((workdir / "results/measurements").rglob("*.parquet"))
+    assert len(logs) == len(measurements) == 3
+    # Beside its measurement's path, under results/logs/ (the rule's log: directive).
+    assert [log.relative_to(workdir / "results/logs") for log in logs] == [
+        m.relative_to(workdir / "results").with_name(m.name + ".log") for m in measurements
+    ]
 
 
 def test_second_run_does_nothing(workdir):

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import inspect
 import json
+import operator
 import re
 import shlex
 import sys
@@ -39,16 +40,20 @@ def sources(*names: str) -> tuple[str, ...]:
     return tuple(str(p) for p in sorted(set(found)))
 
 
-# What each stage's output depends on. Every measurement: the harness, the world, the
-# table it writes, the job's definition and the backend protocol (each backend's own
-# module is added per job). The reference: the world and the reference harness, but not
-# the pymdp-numpy adapter: an edit to one backend must rerun that backend's jobs only
-# (a PyMDP upgrade changes the pinned version instead).
+# What each stage's output depends on. Every measurement: all a measure job imports (in
+# its command's process and its worker's; tests/test_digests.py traces them) but the
+# backends' own modules, which each job adds for its backend alone. The reference: what
+# its worker imports, but not the pymdp-numpy adapter: an edit to one backend must rerun
+# that backend's jobs only (a PyMDP upgrade changes the pinned version instead).
+ENTRY = ("__init__.py", "cli.py", "files.py", "plan/__init__.py", "plan/jobs.py")
 HARNESS = sources(
-    "harness", "world", "results/schema.py", "files.py", "plan/jobs.py",
+    *ENTRY, "harness", "world", "results/__init__.py", "results/schema.py",
+    "plan/config.py", "agents/base.py", "agents/__init__.py",
+)  # fmt: skip
+REFERENCE_CODE = sources(
+    *ENTRY, "harness/__init__.py", "harness/reference.py", "harness/worker.py", "world",
     "agents/base.py", "agents/__init__.py",
 )  # fmt: skip
-REFERENCE_CODE = sources("harness/reference.py", "world", "files.py")
 # A plan depends on the backends' declared capabilities and predictions.
 PLAN_CODE = sources("plan", "agents", "world")
 AGGREGATE_CODE = sources("results", "files.py")
@@ -56,6 +61,8 @@ REPORT_CODE = sources("report")
 # Resident memory of the Snakemake processes that run a job on a cluster node, beside
 # the measured process itself (see docs/cluster.md).
 SNAKEMAKE_OVERHEAD_MB = 512
+# Local limits (`--resources`) that a measure job's requests count against.
+REQUESTED = ("mem_mb", "runtime")
 
 
 @functools.cache
@@ -94,14 +101,14 @@ class Pipeline:
         )
         self.references = {}
         for planned in self.runnable.values():
-            self.references.setdefault(
-                sweep.reference_path(planned.job, self.axes), reference_job(planned.job)
-            )
+            path = sweep.reference_path(planned.job, self.axes)
+            if path not in self.references:
+                self.references[path] = reference_job(planned.job)
 
     # Paths -----------------------------------------------------------------
     @staticmethod
     def beside(pattern: str, folder: str, suffix: str) -> str:
-        """``results/X/…`` -> ``results/{folder}/X/…{suffix}`` (logs, benchmarks)."""
+        """``results/X/…`` -> ``results/{folder}/X/…{suffix}`` (a job's log)."""
         return f"results/{folder}/{pattern.removeprefix('results/')}{suffix}"
 
     def measurement_files(self) -> list[str]:
@@ -148,31 +155,46 @@ class Pipeline:
             "> {log} 2>&1 || [ $? -eq 3 ]"
         )
 
+    @functools.cache  # noqa: B019 (one Pipeline per parse: it lives as long as the workflow)
     def rule_functions(self) -> dict:
-        """Plain functions for the measure rule's input, params and resources.
+        """Plain functions for the measure rule's params and resources, over tables made once.
 
-        Plain functions, not bound methods: Snakemake inspects the signature of each one
-        for every job, and that is twice as slow for a method; with thousands of jobs it
-        shows in every dry run.
+        Snakemake calls each of them for every job, dry runs included (thousands of times),
+        so they only look a value up: the code digest per backend, the request (memory and
+        minutes at the first attempt) per configuration, keyed by its wildcard values.
         """
-        planned_job, max_job_mb = self.planned_job, self.max_job_mb
-
-        def code_version(wildcards):
-            # A digest of the harness and the job's backend module, as a params value rather
-            # than eleven input files per job: an edit to agents/lean.py changes the lean
-            # jobs' params only, so only they rerun, and parsing stays fast.
-            return _digest((*HARNESS, str(module_path(wildcards.backend))))
-
-        def mem_mb(wildcards, attempt):
+        names = (*self.folder_axes, "policy_len")
+        key_of = operator.attrgetter(*names)  # wildcards -> their values, in this order
+        digests, requests = {}, {}
+        for planned in self.runnable.values():
+            job = planned.job
+            if job.backend not in digests:
+                # A digest of the harness and the job's backend module, as a params value
+                # rather than eleven input files per job: an edit to agents/lean.py changes
+                # the lean jobs' params only, so only they rerun, and parsing stays fast.
+                digests[job.backend] = _digest((*HARNESS, str(module_path(job.backend))))
             # What a scheduler is asked for: the prediction with headroom, plus what the
             # job's own Snakemake processes hold (measured on SLURM: ~114 MB for the job
-            # script, ~200 MB more per step), more on a retry.
-            predicted = planned_job(wildcards).predicted_mb
-            measured = min(1.5 * predicted + 256, max_job_mb)
-            return int((measured + SNAKEMAKE_OVERHEAD_MB) * attempt)
+            # script, ~200 MB more per step); more on a retry.
+            measured = min(1.5 * planned.predicted_mb + 256, self.max_job_mb)
+            key = tuple(str(getattr(job, name)) for name in names)
+            requests[key] = (measured + SNAKEMAKE_OVERHEAD_MB, predict.predict_minutes(job))
+
+        def request(wildcards) -> tuple[float, int]:
+            try:
+                return requests[key_of(wildcards)]
+            except KeyError:
+                self.planned_job(wildcards)  # raises, naming the path
+                raise
+
+        def code_version(wildcards):
+            return digests[wildcards.backend]
+
+        def mem_mb(wildcards, attempt):
+            return int(request(wildcards)[0] * attempt)
 
         def runtime(wildcards, attempt):
-            return predict.predict_minutes(planned_job(wildcards).job) * attempt
+            return request(wildcards)[1] * attempt
 
         functions = {"code_version": code_version, "mem_mb": mem_mb, "runtime": runtime}
         for function in functions.values():
@@ -180,6 +202,23 @@ class Pipeline:
             # precomputed __signature__ is its fast path.
             function.__signature__ = inspect.signature(function)
         return functions
+
+    def measure_resources(self, nodes: int | None, limits) -> dict:
+        """The measure rule's resources: per-job ``mem_mb`` and ``runtime`` where something
+        reads them, else none.
+
+        They are read by a cluster or cloud executor, which Snakemake runs only with
+        ``--jobs`` (``nodes``, not None then), and by the local scheduler when ``--resources``
+        limits ``mem_mb`` or ``runtime`` (``limits``: the names of the global resources).
+        Elsewhere (a plain local run, every local dry run) they would cost Snakemake two
+        function evaluations per job, a third of what our rules added to its dry run of a
+        sweep of thousands of jobs. Resources are no rerun trigger: switching them on or off
+        reruns nothing.
+        """
+        if nodes is None and not set(REQUESTED) & set(limits):
+            return {}
+        functions = self.rule_functions()
+        return {name: functions[name] for name in REQUESTED}
 
     def reference_json(self, wildcards) -> str:
         job = self.references[self.reference_pattern.format(**wildcards)]

@@ -27,6 +27,11 @@ ENV = "../../environment.yml"
 MEASURE_OUTPUT = PIPELINE.measure_pattern
 REFERENCE_OUTPUT = PIPELINE.reference_pattern
 MEASURE = PIPELINE.rule_functions()
+# Per-job mem_mb and runtime only where they are read: a cluster executor (it needs
+# --jobs) or a local --resources limit on them (memsweep.workflow.Pipeline.measure_resources).
+MEASURE_RESOURCES = PIPELINE.measure_resources(
+    workflow.resource_settings.nodes, workflow.global_resources.keys()
+)
 MEASURE_COMMAND = PIPELINE.measure_command()
 
 

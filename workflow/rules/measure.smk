@@ -1,3 +1,7 @@
+# Every directive here is evaluated for each of thousands of jobs, dry runs included. No
+# `benchmark:`: the job's own probes record its memory (vmhwm, USS, RssAnon), better than
+# Snakemake's samples every 0.5 s, and a benchmark file per job cost ~5 % of a dry run.
+# The group that SLURM runs share is assigned in profiles/slurm.
 rule measure:
     input:
         reference=REFERENCE_OUTPUT,
@@ -5,15 +9,11 @@ rule measure:
         MEASURE_OUTPUT,
     log:
         PIPELINE.beside(MEASURE_OUTPUT, "logs", ".log"),
-    benchmark:
-        PIPELINE.beside(MEASURE_OUTPUT, "benchmarks", ".tsv")
-    group:
-        "measure"
     conda:
         ENV
     resources:
-        mem_mb=MEASURE["mem_mb"],
-        runtime=MEASURE["runtime"],
+        # mem_mb and runtime per job, where a scheduler reads them (common.smk).
+        **MEASURE_RESOURCES,
     params:
         model=PIPELINE.model_settings(),
         code=MEASURE["code_version"],

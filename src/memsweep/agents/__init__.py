@@ -60,6 +60,7 @@ def names() -> tuple[str, ...]:
     return tuple(_registry())
 
 
+@functools.cache  # Snakemake asks once per job while it plans: one import each
 def get(name: str) -> Backend:
     """The backend named ``name``; an unknown name raises :class:`UnknownBackend`.
 
