@@ -157,22 +157,12 @@ def _parse_settings(pairs: list[str]) -> dict:
     return settings
 
 
-def axes_from_path(path: str) -> dict:
-    """The configuration a measurement path names: ``…/backend=lean/…/policy_len=1.parquet``."""
-    from memsweep.results.schema import hive_parts
-
-    settings = hive_parts(path)
-    stem = Path(path).name.removesuffix(".parquet")
-    key, sep, value = stem.partition("=")
-    if sep:
-        settings[key] = value
-    return settings
-
-
 def job_from_args(args) -> Job:
     """The job the options name: from --out's folders (--from-path), then --set, then the
     setting's own option, each winning over the one before."""
-    settings = axes_from_path(args.out) if args.from_path else {}
+    from memsweep.results.schema import path_parts
+
+    settings = path_parts(args.out) if args.from_path else {}
     settings.update(_parse_settings(args.set))
     options = {name: getattr(args, name) for name in jobs.SETTINGS}
     settings.update({name: value for name, value in options.items() if value is not None})

@@ -161,7 +161,7 @@ class Measurement:
         self.record.reserve(self.job.repeats * self.job.steps * ROWS_PER_STEP)
         self.heap = probes.Heap().start()
         self.baseline = levels()
-        self.baseline_rss = probes.rss().value
+        self.baseline_rss = probes.Resident.read().value
         if self.kernel.available:
             self.kernel.restart()
         self.heap.restart()

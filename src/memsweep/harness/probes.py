@@ -209,18 +209,6 @@ CLOCK = Clock.name
 EXACT = Exact.name
 
 
-def uss() -> Reading:
-    return Unique.read()
-
-
-def rss_anon() -> Reading:
-    return Anonymous.read()
-
-
-def rss() -> Reading:
-    return Resident.read()
-
-
 def _vmhwm() -> float | None:
     with open("/proc/self/status") as handle:
         for line in handle:
@@ -364,7 +352,7 @@ class Window:
     def __enter__(self) -> Window:
         # Order matters: reading /proc allocates (file buffers, psutil objects), so the
         # process probes go first and the traced window opens last, closing first.
-        self._rss_start = rss().value
+        self._rss_start = Resident.read().value
         if self.kernel.available:
             self.kernel.reset()
         if self.traced:

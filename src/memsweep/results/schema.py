@@ -96,11 +96,16 @@ def _name_part(path: str | os.PathLike) -> dict[str, str]:
     return {named.group(1): named.group(2)} if named else {}
 
 
+def path_parts(path: str | os.PathLike) -> dict[str, str]:
+    """Every ``key=value`` a measurement path names, folders and file name, as text."""
+    return {**hive_parts(path), **_name_part(path)}
+
+
 def path_columns(path: str | os.PathLike) -> dict[str, object]:
     """The configuration a measurement path names: its ``key=value`` folders and file name
     (``…/backend=lean/grid=4/policy_len=1.parquet``), typed as the schema types them
     where the text allows (what a file that cannot be read was meant to hold)."""
-    parts = {**hive_parts(path), **_name_part(path)}
+    parts = path_parts(path)
     typed: dict[str, object] = {}
     for key, value in parts.items():
         kind = MEASUREMENT_SCHEMA.field(key).type if key in COLUMNS else pa.string()
