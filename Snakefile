@@ -3,7 +3,12 @@
 # Stages live in workflow/rules/, one file each; the logic lives in src/memsweep/.
 
 
-configfile: "config/config.yaml"
+# One defaulting rule, the same as `memsweep plan FILE`'s: a sweep is one file, and what it
+# leaves out takes the schema's default, never another file's value. So config/config.yaml
+# is read only when no --configfile names the sweep (`--config key=value` still adjusts it).
+if not workflow.config_settings.configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -116,7 +116,7 @@ def test_memsweep_plan_names_the_key(workdir, case, text, expected):
 
 @pytest.mark.parametrize(("case", "text", "expected"), MALFORMED, ids=[m[0] for m in MALFORMED])
 def test_snakemake_refuses_and_starts_nothing(workdir, case, text, expected):
-    # The config a user edits. (`--configfile` would be merged into it, key by key.)
+    # The config a user edits, which Snakemake reads when no --configfile is given.
     (workdir / "config" / "config.yaml").write_text(text)
     result = run(workdir, SNAKEMAKE, "--cores", "1")
     assert result.returncode != 0

@@ -100,7 +100,8 @@ def schema() -> dict:
         "description": "memsweep sweep configuration (see config/README.md)",
         "type": "object",
         "additionalProperties": False,
-        "required": ["sweep", "model", "budget"],
+        # A sweep names its axes; `model` and `budget` take their defaults, key by key.
+        "required": ["sweep"],
         "properties": {
             "sweep": section(
                 "axis -> list of values; every combination is planned; a model setting "
