@@ -34,6 +34,8 @@ $(SLURM_PLUGIN)/.installed: pyproject.toml $(BIN)/memsweep
 
 slurm-plugin: $(SLURM_PLUGIN)/.installed
 
+# In a terminal: a progress line and one line per finished job (profiles/default's
+# `logger: memsweep`); piped or under CI: Snakemake's plain log (README, "What you see").
 sweep: setup
 	$(BIN)/snakemake --cores $(CORES)
 

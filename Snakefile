@@ -16,6 +16,7 @@ include: "workflow/rules/plan.smk"
 include: "workflow/rules/reference.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/profile.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -23,3 +24,4 @@ rule all:
     default_target: True
     input:
         rules.report.output,
+        rules.predictor.output,

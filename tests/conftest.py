@@ -51,3 +51,24 @@ def memsweep(*args, check=True, **kwargs) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory) -> Path:
+    """A copy of the workflow in which the real Snakemake has run the tiny sweep, once per
+    session. Tests that change it take their own copy (:func:`swept_copy`)."""
+    from .test_workflow import TINY, copy_workflow, snakemake, write_config
+
+    template = copy_workflow(tmp_path_factory.mktemp("tiny-sweep"))
+    write_config(template, TINY)
+    snakemake(template)
+    return template
+
+
+@pytest.fixture(scope="module")
+def swept_copy(tiny_sweep, tmp_path_factory) -> Path:
+    """This module's own copy of the swept workflow: outputs, Snakemake's records and
+    modification times kept, so Snakemake finds nothing to do until the test changes it."""
+    destination = tmp_path_factory.mktemp("swept") / "workflow"
+    shutil.copytree(tiny_sweep, destination, symlinks=True, copy_function=shutil.copy2)
+    return destination

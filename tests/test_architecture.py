@@ -24,6 +24,7 @@ LAYERS = {
     "report": 6,
     "workflow": 7,
     "cli": 7,
+    "progress": 7,
     "__init__": 8,
 }
 

@@ -161,8 +161,8 @@ MISTAKES = [
     ),
     (
         "calibration size not positive",
-        lambda p: ["calibrate", "--out", p.out, "--sizes-mb", "8", "0"],
-        "memsweep calibrate: error: argument --sizes-mb: must be above 0, got 0",
+        lambda p: ["calibrate", "--out", p.out, "--sizes-kb", "8", "0"],
+        "memsweep calibrate: error: argument --sizes-kb: must be above 0, got 0",
     ),
     (
         "calibration out not writable",
@@ -256,7 +256,9 @@ def test_a_measurement_exits_0_when_it_succeeds(tmp_path):
     result = memsweep(*command, "--out", str(out), check=False)
     assert result.returncode == cli.OK, result.stderr
     assert f"{out}: ok" in result.stdout
-    assert set(schema.read_measurements(out).column("status").to_pylist()) == {"ok"}
+    # ok, or a probe that could not resolve a figure (a tiny agent is under one page)
+    statuses = set(schema.read_measurements(out).column("status").to_pylist())
+    assert "ok" in statuses and statuses <= {"ok", "unavailable"}
 
 
 def test_a_failed_measurement_exits_3_with_its_record(tmp_path):
@@ -283,7 +285,8 @@ def test_the_measure_rule_accepts_a_failed_measurement(tmp_path):
         output=output,
         log="measure.log",
         input=SimpleNamespace(reference=reference),
-        params=SimpleNamespace(model=pipeline.model_settings(), mem_cap_mb=1),
+        params=SimpleNamespace(model=pipeline.model_settings()),
+        resources=SimpleNamespace(mem_cap_mb=1),
     )
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(

@@ -24,11 +24,11 @@ from .conftest import tiny_config
 def record(job, value: float) -> pa.Table:
     """A measurement file's rows for ``job`` (two summary values)."""
     base = {**job.columns(), "layout": "objects", "phase": "summary", "operation": "all",
-            "unit": "B", "status": "ok", "repeat": -1, "step": -1}  # fmt: skip
+            "unit": "B", "status": "ok", "repeat": None, "step": None}  # fmt: skip
     return schema.to_table(
         [
             {**base, "metric": "peak_bytes", "probe": "tracemalloc", "value": value},
-            {**base, "metric": "agent_bytes", "probe": "tracemalloc", "value": value / 2},
+            {**base, "metric": "per_agent_bytes", "probe": "tracemalloc", "value": value / 2},
         ]
     )
 

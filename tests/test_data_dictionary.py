@@ -3,9 +3,10 @@
 Two real measurements of a tiny configuration (``lean`` CSR float32 and ``pymdp-numpy``
 dense float64, grid 3, 3 steps) and one failed record: every (phase, operation, metric,
 probe) they hold must have its row in docs/data.md's table of rows, with the same unit;
-every column, phase, unit, layout and registered probe must be there too. The parts
-of the page made from the code (the configuration columns, the probes) are compared
-with what the code makes now; rewrite them with
+every column, phase, unit, layout and registered probe must be there too, and each
+row's repeat and step (null, or a number) as measured. The parts of the page made from
+the code (the configuration columns, the probes, the summary tables) are compared with
+what the code makes now; rewrite them with
 
     .venv/bin/python -m tests.test_data_dictionary
 """
@@ -22,7 +23,7 @@ from memsweep.agents.pymdp_jax import PRIVATE_LAYOUT, SHARED_LAYOUT
 from memsweep.harness import calibration, probes
 from memsweep.plan import jobs
 from memsweep.plan.config import bounds_text
-from memsweep.results import schema
+from memsweep.results import aggregate, schema
 
 from .conftest import ROOT, memsweep
 
@@ -38,6 +39,8 @@ TINY = [
 BACKENDS = {
     "lean": ["--backend", "lean", "--storage", "csr", "--dtype", "float32"],
     "pymdp-numpy": ["--backend", "pymdp-numpy", "--storage", "dense", "--dtype", "float64"],
+    # The only backend that compiles: its XLA plans are rows of their own.
+    "pymdp-jax": ["--backend", "pymdp-jax", "--storage", "dense", "--dtype", "float32"],
 }
 
 
@@ -103,7 +106,21 @@ def probes_block() -> str:
     return "\n".join(lines) + "\n"
 
 
-BLOCKS = {"configuration": configuration_block, "probes": probes_block}
+def tables_block() -> str:
+    """The summary tables and their headers, from the aggregate's own code."""
+    lines = [
+        "| table | headline rows | a measured column of the CSV | of the Markdown |",
+        "|---|---|---|---|",
+    ]
+    for metric, unit in schema.SUMMARY_METRICS.items():
+        shown = aggregate.SHOWN_AS[unit][1]
+        csv, md = (aggregate.heading(metric, "<probe>", u) for u in (unit, shown))
+        rows = f"`summary`/`all`/`{metric}`"
+        lines.append(f"| `{metric}.csv`, `{metric}.md` | {rows} | `{csv}` | `{md}` |")
+    return "\n".join(lines) + "\n"
+
+
+BLOCKS = {"configuration": configuration_block, "probes": probes_block, "tables": tables_block}
 
 
 def generated(text: str) -> str:
@@ -132,9 +149,21 @@ def documented_rows(text: str) -> list[dict]:
                 "metrics": metrics,
                 "probes": probe_names,
                 "unit": unit[0] if unit else cells[4],
+                "repeat, step": [part.strip() for part in cells[5].split(",")],
             }
         )
     return rows
+
+
+def _matches(rows: list[dict], phase, operation, metric, probe) -> list[dict]:
+    return [
+        r
+        for r in rows
+        if r["phase"] == phase
+        and operation in r["operations"]
+        and metric in r["metrics"]
+        and probe in r["probes"]
+    ]
 
 
 def missing(table, rows: list[dict]) -> list[str]:
@@ -142,14 +171,7 @@ def missing(table, rows: list[dict]) -> list[str]:
     found = []
     keys = table[["phase", "operation", "metric", "probe", "unit"]].drop_duplicates()
     for phase, operation, metric, probe, unit in keys.itertuples(index=False):
-        matches = [
-            r
-            for r in rows
-            if r["phase"] == phase
-            and operation in r["operations"]
-            and metric in r["metrics"]
-            and probe in r["probes"]
-        ]
+        matches = _matches(rows, phase, operation, metric, probe)
         if not matches:
             found.append(f"{phase}/{operation}/{metric} by {probe}")
         elif all(r["unit"] != unit for r in matches):
@@ -176,13 +198,13 @@ def measured(tmp_path_factory) -> dict:
     for backend, axes in BACKENDS.items():
         out = folder / f"{backend}.parquet"
         memsweep("measure", *axes, *TINY, "--reference", str(reference), "--out", str(out))
-        tables[backend] = schema.read_measurements(out).to_pandas()
+        tables[backend] = schema.read_frame(out)
     # A cap below any Python process: the child is stopped, its failed record is written.
     out = folder / "failed.parquet"
     axes = BACKENDS["lean"]
     capped = ["--mem-cap-mb", "1", "--reference", str(reference), "--out", str(out)]
     memsweep("measure", *axes, *TINY, *capped, check=False)
-    tables["failed"] = schema.read_measurements(out).to_pandas()
+    tables["failed"] = schema.read_frame(out)
     return tables
 
 
@@ -200,6 +222,27 @@ def test_every_row_measured_is_documented(measured, text, backend):
     assert not table.empty
     undocumented = missing(table, documented_rows(text))
     assert not undocumented, f"not in docs/data.md's table of rows: {undocumented}"
+
+
+@pytest.mark.parametrize("backend", [*BACKENDS, "failed"])
+def test_repeat_and_step_are_as_documented(measured, text, backend):
+    """Where the table of rows says null, every such row has them null; where it says a
+    number or a letter, none has (never -1 for "not applicable")."""
+    rows, wrong = documented_rows(text), []
+    table = measured[backend]
+    for key, group in table.groupby(["phase", "operation", "metric", "probe"]):
+        matches = _matches(rows, *key)
+        if not matches:
+            continue  # undocumented: test_every_row_measured_is_documented says so
+        for column, documented in zip(("repeat", "step"), matches[0]["repeat, step"], strict=True):
+            if (documented == "null") != group[column].isna().all() or (
+                documented != "null" and group[column].isna().any()
+            ):
+                wrong.append(f"{'/'.join(key)}: {column} documented {documented}")
+            if documented.isdigit() and set(group[column]) != {int(documented)}:
+                wrong.append(f"{'/'.join(key)}: {column} {set(group[column])}, not {documented}")
+    assert not wrong, wrong
+    assert {str(table[c].dtype) for c in ("repeat", "step")} == {"Int64"}
 
 
 def test_the_failed_record_is_a_failure(measured):

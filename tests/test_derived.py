@@ -86,7 +86,7 @@ def run(tmp_path_factory) -> pd.DataFrame:
     finally:
         patch.undo()
     assert outcome.ok, (folder / "log").read_text()
-    return schema.read_measurements(out).to_pandas()
+    return schema.read_frame(out)
 
 
 def rows(frame, phase, metric, probe, operation=None) -> pd.DataFrame:
@@ -105,8 +105,14 @@ def one(frame, phase, metric, probe, operation=None) -> float:
 
 def test_every_row_is_ok(run):
     not_ok = run[run.status != "ok"]
+    # The agents hold nothing when built: a page-counting probe cannot resolve them, and
+    # their per-agent figure says so (the traced one is there, and small).
+    unresolved = not_ok[not_ok.metric == "per_agent_bytes"]
+    assert set(unresolved.probe) <= {probes.ANON, probes.USS}
+    assert unresolved.reason.str.contains("under one page").all()
+    assert one(run, "summary", "per_agent_bytes", probes.TRACEMALLOC, "all") < OVERHEAD
     # The kernel's peak may be unavailable on a machine without clear_refs; it says why.
-    assert set(not_ok.probe) <= {probes.VMHWM}
+    assert set(not_ok.drop(unresolved.index).probe) <= {probes.VMHWM}
     assert not_ok.reason.notna().all()
 
 

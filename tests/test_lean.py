@@ -248,10 +248,14 @@ def test_cli_measures_lean(tmp_path):
         "--out", str(out),
     )  # fmt: skip
     table = pd.read_parquet(out)
-    assert (table.status == "ok").all()
+    # Every row ok, but a per-agent figure a page-counting probe could not resolve (three
+    # shared agents may add less than a page), which says why.
+    not_ok = table[table.status != "ok"]
+    assert set(not_ok.metric) <= {"per_agent_bytes"} and set(not_ok.status) <= {"unavailable"}
+    assert not_ok.reason.str.contains("under one page").all()
     assert set(table.backend) == {"lean"} and set(table.layout) == {"objects"}
     summary = table[table.phase == "summary"]
-    for metric in ("peak_bytes", "agent_bytes", "model_bytes", "step_seconds"):
+    for metric in ("peak_bytes", "per_agent_bytes", "model_bytes", "step_seconds"):
         assert (summary.metric == metric).any(), metric
     assert (summary[summary.metric == "model_bytes"].value > 0).all()
     precision = table[table.phase == "precision"].set_index("metric").value

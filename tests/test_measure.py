@@ -62,7 +62,7 @@ def private_run(tmp_path_factory) -> pd.DataFrame:
         str(out),
     )
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
-    return schema.read_measurements(out).to_pandas()
+    return schema.read_frame(out)
 
 
 def test_model_rows_give_exact_bytes(private_run):
@@ -82,12 +82,20 @@ def test_summary_rows_are_present_and_positive(private_run):
     # By value: each private agent holds a copy of A and B, and the process held the
     # model and both copies at once.
     model = A_BYTES + B_BYTES
-    assert value(private_run, "summary", "all", "agent_bytes", probes.TRACEMALLOC) >= model
+    assert value(private_run, "summary", "all", "per_agent_bytes", probes.TRACEMALLOC) >= model
     assert value(private_run, "summary", "all", "peak_bytes", probes.TRACEMALLOC) >= 3 * model
     # Both peak probes are reported (the kernel's may be unavailable, then it says why).
     peaks = summary[summary.metric == "peak_bytes"]
     assert set(peaks.probe) == {probes.VMHWM, probes.TRACEMALLOC}
     assert peaks[peaks.status != "ok"].reason.notna().all()
+    # The whole process's resident footprint: the baseline plus the peak above it, where
+    # the baseline holds at least the pages the import added.
+    if probes.KernelPeak().available:
+        baseline = value(private_run, "summary", "all", "baseline_bytes", probes.VMHWM)
+        total = value(private_run, "summary", "all", "total_peak_bytes", probes.VMHWM)
+        above = value(private_run, "summary", "all", "peak_bytes", probes.VMHWM)
+        assert total == pytest.approx(baseline + above, abs=4096)
+        assert total > baseline >= value(private_run, "import", "load", "anon_bytes", probes.ANON)
 
 
 def test_every_row_names_its_probe_unit_and_status(private_run):
@@ -96,7 +104,8 @@ def test_every_row_names_its_probe_unit_and_status(private_run):
     assert set(private_run.status) <= {"ok", "unavailable"}
     not_ok = private_run[private_run.status != "ok"]
     # Every row is ok, except a probe this machine lacks (the kernel's peak needs
-    # /proc/self/clear_refs), each such row saying why; an ok row has no reason.
+    # /proc/self/clear_refs), each such row saying why; an ok row has no reason. (Private
+    # agents grow every probe by megabytes: no per-agent figure is below a page here.)
     assert set(not_ok.probe) <= {probes.VMHWM}, not_ok[["phase", "metric", "probe", "reason"]]
     assert set(not_ok.status) <= {"unavailable"}
     assert (not_ok.reason.str.len() > 0).all(), not_ok[["phase", "metric", "reason"]]
@@ -128,6 +137,13 @@ def test_steps_and_repeats_are_all_recorded(private_run):
     assert set(zip(compile_rows.repeat, compile_rows.step, strict=True)) == {(0, 0)}
     operations = {"infer_states", "infer_policies", "sample_action"}
     assert set(steps.operation) == operations
+    # Each step of the first repeat has its levels; every other value is tied to no one
+    # repeat or step, and says so with null (never -1), in pandas's nullable Int64.
+    levels = private_run[(private_run.phase == "growth") & private_run.step.notna()]
+    assert set(levels.repeat) == {0} and set(levels.step) == set(range(20))
+    untied = private_run.drop(steps.index.union(levels.index))
+    assert not untied.empty and untied.repeat.isna().all() and untied.step.isna().all()
+    assert {str(private_run[c].dtype) for c in ("repeat", "step")} == {"Int64"}
 
 
 def test_the_reference_configuration_scores_perfectly(private_run):
@@ -218,7 +234,7 @@ def sharing_runs(tmp_path_factory) -> dict[str, pd.DataFrame]:
             "--out",
             str(out),
         )
-        runs[sharing] = schema.read_measurements(out).to_pandas()
+        runs[sharing] = schema.read_frame(out)
     return runs
 
 
@@ -233,8 +249,8 @@ def test_private_agents_each_hold_a_model_and_shared_agents_do_not(sharing_runs)
     assert private_per_agent >= model
     assert shared_per_agent < 0.1 * model
     # The summary says the same.
-    assert value(private, "summary", "all", "agent_bytes", probes.TRACEMALLOC) >= model
-    assert value(shared, "summary", "all", "agent_bytes", probes.TRACEMALLOC) < 0.1 * model
+    assert value(private, "summary", "all", "per_agent_bytes", probes.TRACEMALLOC) >= model
+    assert value(shared, "summary", "all", "per_agent_bytes", probes.TRACEMALLOC) < 0.1 * model
 
 
 def test_sharing_does_not_change_the_beliefs(sharing_runs):
@@ -273,3 +289,31 @@ def test_missing_axes_are_named(tmp_path):
     assert result.returncode == 2
     assert "missing --backend, --storage" in result.stderr
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_a_per_agent_figure_a_probe_cannot_resolve_is_unavailable_not_zero():
+    from memsweep.harness.measure import PAGE_BYTES, growth, per_agent
+
+    before = {
+        probes.TRACEMALLOC: probes.Reading(1000.0, probes.TRACEMALLOC),
+        probes.ANON: probes.Reading(50 * PAGE_BYTES, probes.ANON),
+        probes.USS: probes.Reading(float("nan"), probes.USS, status="unavailable", reason="x"),
+    }
+    after = {
+        probes.TRACEMALLOC: probes.Reading(7000.0, probes.TRACEMALLOC),  # 3 kB an agent
+        probes.ANON: probes.Reading(50 * PAGE_BYTES, probes.ANON),  # not one page more
+        probes.USS: probes.Reading(90 * PAGE_BYTES, probes.USS),
+    }
+    shares = per_agent(growth(before, after), agents=2)
+    assert shares[probes.TRACEMALLOC] == probes.Reading(3000.0, probes.TRACEMALLOC)
+    anon = shares[probes.ANON]
+    assert anon.status == "unavailable" and anon.value != anon.value  # NaN, not 0
+    assert anon.reason == (
+        f"the 2 agent(s) changed rss_anon by 0 B, under one page ({PAGE_BYTES} B), "
+        "the least it resolves"
+    )
+    assert (shares[probes.USS].status, shares[probes.USS].reason) == ("unavailable", "x")
+    grown = {**after, probes.ANON: probes.Reading(58 * PAGE_BYTES, probes.ANON)}  # 8 pages
+    assert per_agent(growth(before, grown), 4)[probes.ANON] == probes.Reading(
+        2 * PAGE_BYTES, probes.ANON
+    )

@@ -9,16 +9,16 @@ from memsweep.harness import probes
 
 from .conftest import memsweep
 
-SIZES_MB = (8, 64, 256)
+SIZES_KB = (8_000, 64_000, 256_000)
 
 
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory):
-    # In a fresh process, as every measurement runs: in a long-lived one (this test
-    # session) glibc's dynamic mmap threshold has grown, so an 8 MB array can land in
+    # Each size in fresh processes, as every measurement runs: in a long-lived one (this
+    # test session) glibc's dynamic mmap threshold has grown, so an 8 MB array can land in
     # heap pages that an earlier test freed and that are still resident.
     out = tmp_path_factory.mktemp("calibration") / "calibration.parquet"
-    result = memsweep("calibrate", "--out", str(out), "--sizes-mb", *map(str, SIZES_MB))
+    result = memsweep("calibrate", "--out", str(out), "--sizes-kb", *map(str, SIZES_KB))
     return pd.read_parquet(out), result.stdout
 
 
@@ -39,14 +39,19 @@ def test_every_calibrated_probe_has_a_stated_limit(calibration):
         assert 0 < limit.fraction < 1 and limit.why
 
 
-@pytest.mark.parametrize("size_mb", SIZES_MB)
+@pytest.mark.parametrize("size_kb", SIZES_KB)
 @pytest.mark.parametrize("probe", list(calibration_module.LIMITS))
-def test_each_probe_is_within_its_limit(calibration, probe, size_mb):
-    row = calibration[
-        (calibration.probe == probe) & (calibration.requested_bytes == size_mb * 1_000_000)
+def test_each_probe_is_within_its_limit(calibration, probe, size_kb):
+    limit = calibration_module.LIMITS[probe]
+    assert size_kb * 1_000 >= limit.from_bytes  # every size here is one the limit covers
+    rows = calibration[
+        (calibration.probe == probe) & (calibration.requested_bytes == size_kb * 1_000)
     ]
-    assert len(row) == 1
-    assert abs(row.error_fraction.item()) <= calibration_module.LIMITS[probe].fraction
+    # A level for every probe; a peak too for those that measure one.
+    expected = {"level", "peak"} if probe in probes.peaks() else {"level"}
+    assert set(rows.reading) == expected
+    for reading, error in zip(rows.reading, rows.error_fraction, strict=True):
+        assert abs(error) <= limit.fraction, reading
 
 
 def test_calibrate_ends_with_a_verdict_per_probe(calibrated):
@@ -55,7 +60,8 @@ def test_calibrate_ends_with_a_verdict_per_probe(calibrated):
     verdicts = [line for line in lines if line.startswith(("PASS ", "FAIL "))]
     assert [line.split()[1].rstrip(":") for line in verdicts] == list(calibration_module.LIMITS)
     assert all(line.startswith("PASS ") for line in verdicts), verdicts
-    assert "PASS tracemalloc: worst +" in stdout and "limit ±1 %" in stdout
+    assert "PASS tracemalloc: worst +" in stdout and "limit ±1 % from 1 MB" in stdout
+    assert all("; resolution " in line for line in verdicts)
     assert lines[-1].endswith(": written")
 
 
@@ -70,7 +76,7 @@ def test_a_probe_past_its_limit_or_without_one_fails():
     verdicts = {v.probe: v for v in calibration_module.verdicts(rows)}
     assert verdicts[probes.TRACEMALLOC].worst == -0.02 and not verdicts[probes.TRACEMALLOC].passed
     assert verdicts[probes.TRACEMALLOC].line() == (
-        "FAIL tracemalloc: worst -2.00 % (at 64 MB), limit ±1 %"
+        "FAIL tracemalloc: worst -2.00 % (at 64 MB), limit ±1 % from 1 MB; resolution 8 MB (±10 %)"
     )
     assert not verdicts[probes.USS].passed  # a probe that read nothing
     assert "no limit stated" in verdicts["made_up"].line()
@@ -125,9 +131,12 @@ def test_gc_monitor_counts_only_while_counting():
 
 def test_calibrate_command_writes_the_comparison(tmp_path):
     out = tmp_path / "calibration.parquet"
-    result = memsweep("calibrate", "--out", str(out), "--sizes-mb", "8", "64")
+    result = memsweep("calibrate", "--out", str(out), "--sizes-kb", "8000", "--repeats", "1")
     table = pd.read_parquet(out)
-    assert {"probe", "requested_bytes", "measured_bytes", "error_fraction"} <= set(table.columns)
+    assert list(table.columns) == [
+        "probe", "reading", "requested_bytes", "measured_bytes", "error_fraction", "repeats",
+        "spread_bytes", "resolution_bytes",
+    ]  # fmt: skip
     assert set(table.probe) == {
         probes.TRACEMALLOC,
         probes.USS,

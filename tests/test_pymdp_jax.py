@@ -211,6 +211,6 @@ def test_cli_end_to_end(tmp_path):
     assert len(steps[steps.metric == "call_seconds"]) == 5 * 2 - 1  # all but the compile call
     assert (steps[steps.metric == "call_peak_bytes"].probe == "vmhwm").any()
     summary = table[table.phase == "summary"]
-    assert not summary[(summary.metric == "agent_bytes") & (summary.probe == "rss_anon")].empty
+    assert not summary[(summary.metric == "per_agent_bytes") & (summary.probe == "rss_anon")].empty
     precision = table[table.phase == "precision"].set_index("metric").value
     assert precision["max_abs_qs_error"] <= 1e-4

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from memsweep.harness import probes
+from memsweep.harness import calibration, probes
 from memsweep.report import build as report
 from memsweep.report import claims, figures, fits, fixes, hotspots, pareto, queries, text
 from memsweep.report.formats import fmt_bytes
@@ -74,7 +74,9 @@ def data(workdir):
 
 @pytest.fixture(scope="session")
 def ranked(data):
-    return hotspots.rank(data["frame"], data["plan"])
+    # As the report ranks: figures below their probe's calibrated resolution rank nothing.
+    resolution = calibration.resolution(data["calibration"])
+    return hotspots.rank(data["frame"], data["plan"], resolution)
 
 
 def _median(frame, config_id, phase, operation, metric, probe) -> float:
@@ -180,8 +182,7 @@ def test_fix_savings_are_differences_of_measured_rows(data, ranked):
             resident = fix.footprint["resident"]
             if resident.bytes is not None:
                 total = {
-                    cid: _median(frame, cid, "import", "load", "resident_bytes", "psutil_uss")
-                    + _median(frame, cid, "summary", "all", "peak_bytes", "vmhwm")
+                    cid: _median(frame, cid, "summary", "all", "total_peak_bytes", "vmhwm")
                     for cid in (h.base.config_id, fix.variant)
                 }
                 assert resident.bytes == pytest.approx(total[h.base.config_id] - total[fix.variant])
@@ -215,7 +216,8 @@ def test_markdown_shows_the_top_hotspots_figures(workdir, ranked):
     for position, h in enumerate(ranked[: text.TOP], start=1):
         assert f"### {position}. {h.what}" in markdown
         for probe, worst in h.worst.items():
-            assert f"{probe}: {fmt_bytes(worst.value)}" in markdown
+            shown = html_module.escape(fmt_bytes(queries.figure(worst)), quote=False)  # "&lt; 1 MB"
+            assert f"{probe}: {shown}" in markdown
             assert worst.config_id in markdown
     assert "## Probe calibration on this machine" in markdown
     assert "## Provenance" in markdown
@@ -266,7 +268,7 @@ def test_a_claim_figure_is_the_median_of_its_rows(data):
     assert row.verdict != claims.NOT_COMPARABLE
     chosen = frame[frame.config_id == row.config_id].iloc[0]
     assert (chosen.grid, chosen.agents, chosen.backend) == (largest, 2, "pymdp-numpy")
-    expected = _median(frame, row.config_id, "summary", "all", "agent_bytes", "tracemalloc")
+    expected = _median(frame, row.config_id, "summary", "all", "per_agent_bytes", "tracemalloc")
     assert row.ours == pytest.approx(expected * 1e-6)
     assert row.verdict == (claims.CONFIRMED if abs(row.ours - 0.21) <= 0.25 * 0.21
                            else claims.REFUTED)  # fmt: skip

@@ -27,7 +27,7 @@ from memsweep.report import (
     queries,
     sections,
 )
-from memsweep.results.schema import COLUMNS
+from memsweep.results.schema import COLUMNS, to_frame
 
 from .conftest import ROOT
 
@@ -48,16 +48,18 @@ def config(**axes) -> dict:
     }
 
 
-def row(cfg: dict, phase, operation, metric, probe, value, step=-1, unit="B") -> dict:
+def row(cfg: dict, phase, operation, metric, probe, value, step=None, unit="B") -> dict:
     return cfg | {
-        "repeat": 0, "step": step, "phase": phase, "operation": operation, "metric": metric,
-        "probe": probe, "value": float(value), "unit": unit, "status": "ok", "reason": None,
+        "repeat": None if step is None else 0, "step": step, "phase": phase,
+        "operation": operation, "metric": metric, "probe": probe, "value": float(value),
+        "unit": unit, "status": "ok", "reason": None,
     }  # fmt: skip
 
 
 def make_df(*rows: dict) -> pd.DataFrame:
-    """A measurement table with every schema column (provenance left empty)."""
-    return pd.DataFrame(list(rows)).reindex(columns=COLUMNS)
+    """A measurement table with every schema column (provenance left empty), in the
+    types the report reads it in."""
+    return to_frame(pd.DataFrame(list(rows)).reindex(columns=COLUMNS))
 
 
 # Made-up configurations: two storages of lean, and pymdp-numpy beside pymdp-jax.
@@ -68,8 +70,8 @@ NUMPY_CSR = config(backend="pymdp-numpy", storage="csr")
 
 def ranked_table() -> pd.DataFrame:
     return make_df(
-        row(DENSE, "import", "load", "anon_bytes", "rss_anon", 50e6),
-        row(CSR, "import", "load", "anon_bytes", "rss_anon", 40e6),
+        row(DENSE, "import", "total", "anon_bytes", "rss_anon", 50e6),
+        row(CSR, "import", "total", "anon_bytes", "rss_anon", 40e6),
         row(DENSE, "build", "model", "growth_bytes", "rss_anon", 30e6),
         row(CSR, "build", "model", "growth_bytes", "rss_anon", 5e6),
         row(DENSE, "build", "agents", "growth_bytes", "rss_anon", 10e6),
@@ -79,7 +81,7 @@ def ranked_table() -> pd.DataFrame:
         row(CSR, "build", "agents", "growth_bytes", "tracemalloc", 300e6),
         row(DENSE, "build", "model", "growth_bytes", "tracemalloc", 10e6),
         # Below 1 % of tracemalloc's largest (9 MB): measured, but not ranked.
-        row(DENSE, "import", "load", "traced_bytes", "tracemalloc", 8e6),
+        row(DENSE, "import", "total", "traced_bytes", "tracemalloc", 8e6),
     )
 
 
@@ -89,7 +91,7 @@ def ranked_table() -> pd.DataFrame:
 def test_each_probe_ranks_its_own_figures():
     ranked = hotspots.rank(ranked_table())
     assert [(h.consumer.key, h.operation) for h in ranked] == [
-        ("import", "load"),  # rank 1 under rss_anon, ranking probe before tracemalloc
+        ("import", "total"),  # rank 1 under rss_anon, ranking probe before tracemalloc
         ("agents", "agents"),  # rank 1 under tracemalloc only
         ("model_built", "model"),  # rank 2 under both
     ]
@@ -125,7 +127,7 @@ def test_import_is_fixed_by_the_backend_only():
 
 def test_uss_ranks_only_without_rss_anon():
     assert hotspots.ranking_probes(ranked_table()) == ("vmhwm", "rss_anon", "tracemalloc")
-    uss_only = make_df(row(DENSE, "import", "load", "resident_bytes", "psutil_uss", 1e6))
+    uss_only = make_df(row(DENSE, "import", "total", "resident_bytes", "psutil_uss", 1e6))
     assert hotspots.ranking_probes(uss_only) == probes.ranking()
 
 
@@ -216,7 +218,7 @@ def per_agent_claim(**compare) -> dict:
         "compare": [
             {
                 "kind": "value",
-                "select": {"phase": "summary", "operation": "all", "metric": "agent_bytes"},
+                "select": {"phase": "summary", "operation": "all", "metric": "per_agent_bytes"},
                 "probes": ["tracemalloc"],
                 "where": {"backend": "pymdp-numpy", "storage": "dense"},
                 "scale": 1.0e-6,
@@ -230,10 +232,10 @@ def per_agent_claim(**compare) -> dict:
 def claims_table() -> pd.DataFrame:
     near = config(backend="pymdp-numpy", grid=4, agents=2)
     return make_df(
-        row(near, "summary", "all", "agent_bytes", "tracemalloc", 0.24e6, step=0),
-        row(near, "summary", "all", "agent_bytes", "tracemalloc", 0.26e6, step=1),
-        row(NUMPY, "summary", "all", "agent_bytes", "tracemalloc", 0.1e6),
-        row(config(grid=4, agents=2), "summary", "all", "agent_bytes", "tracemalloc", 5e6),
+        row(near, "summary", "all", "per_agent_bytes", "tracemalloc", 0.24e6, step=0),
+        row(near, "summary", "all", "per_agent_bytes", "tracemalloc", 0.26e6, step=1),
+        row(NUMPY, "summary", "all", "per_agent_bytes", "tracemalloc", 0.1e6),
+        row(config(grid=4, agents=2), "summary", "all", "per_agent_bytes", "tracemalloc", 5e6),
     )
 
 
@@ -337,3 +339,24 @@ def test_the_failure_section_lists_the_files_the_aggregate_could_not_read():
     # Without the aggregate's table, only what the measurements show: nothing failed here.
     context.failures = None
     assert sections.failures(context).blocks[0] == ("text", sections.text.ALL_MEASURED)
+
+
+# Peaks as peaks -------------------------------------------------------------------------
+def test_a_per_call_peak_is_its_maximum_over_steps_and_a_time_its_median():
+    from memsweep.report.queries import per_config
+
+    peaks = [0, 0, 9e6, 0, 0]  # a temporary that one step of five makes
+    times = [1.0, 1.0, 5.0, 1.0, 1.0]
+    frame = make_df(
+        *(row(JAX, "step", "step", "call_peak_bytes", "vmhwm", v, step=i)
+          for i, v in enumerate(peaks)),
+        *(row(JAX, "step", "step", "call_seconds", "perf_counter", v, step=i, unit="s")
+          for i, v in enumerate(times)),
+    )  # fmt: skip
+    peak = per_config(frame, {"phase": "step", "operation": "step", "metric": "call_peak_bytes",
+                              "probe": "vmhwm"}).iloc[0]  # fmt: skip
+    assert (peak.value, peak["median"], peak.rows) == (9e6, 0, 5)
+    assert peak.p95 == pytest.approx(np.quantile(peaks, 0.95))
+    time = per_config(frame, {"phase": "step", "operation": "step", "metric": "call_seconds",
+                              "probe": "perf_counter"}).iloc[0]  # fmt: skip
+    assert time.value == 1.0

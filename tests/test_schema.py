@@ -28,8 +28,8 @@ def row(**overrides) -> dict:
         "repeats": 3,
         "seed": 0,
         "layout": "objects",
-        "repeat": -1,
-        "step": -1,
+        "repeat": None,
+        "step": None,
         "phase": "model",
         "operation": "A",
         "metric": "bytes",
@@ -228,3 +228,43 @@ def test_the_tree_reads_with_a_hive_pyarrow_dataset(tmp_path):
     assert got.num_rows == 6
     five = dataset.to_table(filter=ds.field("grid") == 5)
     assert sorted(five.column("backend").to_pylist()) == ["x", "x", "y", "y"]
+
+
+# Null, not -1; the same pandas types however the rows are read ---------------------------
+
+
+def test_repeat_and_step_are_null_where_no_one_applies_and_never_negative():
+    t = table()
+    assert t.column("repeat").null_count == t.column("step").null_count == 2
+    assert schema.validate(table(repeat=0, step=3)).column("step").to_pylist() == [3, 3]
+    for column in ("repeat", "step"):
+        with pytest.raises(SchemaError, match=rf"column '{column}' holds -1: .*null"):
+            schema.validate(table(**{column: -1}))
+
+
+def test_every_way_of_reading_gives_the_same_frame(tmp_path):
+    root = tmp_path / "tree"
+    write_tree(root)
+    schema.write_measurements(schema.read_measurements(root), tmp_path / "measurements.parquet")
+    from_tree = schema.read_frame(root)
+    ways = {
+        "one file": schema.read_frame(tmp_path / "measurements.parquet"),
+        "pandas, tree": schema.to_frame(pd.read_parquet(root)),  # categorical folders
+        "pyarrow, tree": schema.to_frame(ds.dataset(root, partitioning="hive").to_table()),
+    }
+    assert from_tree.columns.tolist() == schema.COLUMNS
+    for way, frame in ways.items():
+        assert frame.dtypes.equals(from_tree.dtypes), way
+        key = ["backend", "grid", "operation"]
+        pd.testing.assert_frame_equal(
+            frame.sort_values(key, ignore_index=True), from_tree.sort_values(key, ignore_index=True)
+        )
+    assert str(from_tree.dtypes["step"]) == str(from_tree.dtypes["repeat"]) == "Int64"
+    assert from_tree.dtypes["grid"] == "int64" and from_tree.step.isna().all()
+
+
+def test_plain_pandas_reads_repeat_and_step_as_nullable_integers(tmp_path):
+    out = schema.write_measurements(table(repeat=1, step=None), tmp_path / "m.parquet")
+    frame = pd.read_parquet(out)
+    assert {str(frame.dtypes[c]) for c in ("repeat", "step")} == {"Int64"}
+    assert frame.repeat.tolist() == [1, 1] and frame.step.isna().all()

@@ -17,7 +17,7 @@ import numpy as np
 import psutil
 import pytest
 
-from memsweep.harness import supervisor
+from memsweep.harness import retry, supervisor
 from memsweep.harness.reference import Reference
 from memsweep.plan.jobs import Job
 from memsweep.results import schema
@@ -39,7 +39,11 @@ def reference_40(tmp_path_factory):
 
 
 def partials(folder):
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+    """Hidden files left beside the output: temporaries, but not the cap history that a
+    job the cap stopped keeps on purpose (memsweep.harness.retry)."""
+    return sorted(
+        p.name for p in folder.iterdir() if p.name.startswith(".") and p.suffix != ".json"
+    )
 
 
 def workers_writing(out) -> list[psutil.Process]:
@@ -86,6 +90,8 @@ def test_a_child_over_the_cap_yields_a_failed_record(tmp_path, reference_40):
     assert row.reason.startswith("exceeded memory cap of 200 MB at phase ")
     assert row.value > 200e6  # the child's resident memory when it was stopped
     assert row.grid == 40 and row.agents == 10 and row.sharing == "private"
+    # The cap's history, so that a higher budget reruns this job (and only this one).
+    assert retry.read(out).failed_peak_mb >= 200
     assert partials(tmp_path) == []
     assert workers_writing(out) == []
 

@@ -1,4 +1,5 @@
-"""The real Snakemake on a tiny config, in a temporary copy of the workflow.
+"""The real Snakemake on a tiny config, in a temporary copy of the workflow: what a first
+run makes. What a later run reruns is tests/test_reruns.py's, with these helpers.
 
 The copy carries its own ``src/`` (first on PYTHONPATH), so editing a backend's
 module there is an edit to the code the jobs run, and nothing in the checkout
@@ -92,11 +93,9 @@ def measure_outputs(jobs: dict[str, set[str]]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    workdir = copy_workflow(tmp_path_factory.mktemp("workflow"))
-    write_config(workdir, TINY)
-    snakemake(workdir)
-    return workdir
+def workdir(swept_copy) -> Path:
+    """The tiny sweep, run by the real Snakemake (once per session, see conftest)."""
+    return swept_copy
 
 
 def test_first_run_produces_every_output(workdir):
@@ -133,60 +132,3 @@ def test_log_file_per_job(workdir):
     assert [log.relative_to(workdir / "results/logs") for log in logs] == [
         m.relative_to(workdir / "results").with_name(m.name + ".log") for m in measurements
     ]
-
-
-def test_second_run_does_nothing(workdir):
-    assert planned(workdir) == {}
-
-
-def test_new_axis_value_runs_only_new_jobs(workdir):
-    write_config(workdir, tiny_config("sweep", "grid", [4, 5]))
-    try:
-        jobs = planned(workdir)
-    finally:
-        write_config(workdir, TINY)
-    new = measure_outputs(jobs)
-    assert len(new) == 3 and all("grid=5" in path for path in new)  # 2 lean + 1 pymdp-numpy
-    assert jobs["reference"] == {"results/reference/grid=5/policy_len=1.npz"}
-    assert set(jobs) == {"plan", "reference", "measure", "aggregate", "report"}
-
-
-def test_changed_model_setting_reruns_the_jobs_that_use_it(workdir):
-    write_config(workdir, tiny_config("model", "obs_noise", 0.2))
-    try:
-        jobs = planned(workdir)
-    finally:
-        write_config(workdir, TINY)
-    assert len(measure_outputs(jobs)) == 3  # every job uses obs_noise
-    assert jobs["reference"] == {"results/reference/grid=4/policy_len=1.npz"}
-    assert "calibrate" not in jobs
-
-
-def edited(path: Path):
-    """Append a comment to ``path``; the context restores its text and times."""
-
-    class Edit:
-        def __enter__(self):
-            self.text, self.stat = path.read_text(), path.stat()
-            path.write_text(self.text + "\n# edited by the rerun test\n")
-
-        def __exit__(self, *exc):
-            path.write_text(self.text)
-            os.utime(path, ns=(self.stat.st_atime_ns, self.stat.st_mtime_ns))
-
-    return Edit()
-
-
-def test_backend_edit_reruns_only_that_backend(workdir):
-    with edited(workdir / "src/memsweep/agents/lean.py"):
-        jobs = planned(workdir)
-    rerun = measure_outputs(jobs)
-    assert len(rerun) == 2 and all("backend=lean" in path for path in rerun)
-    # The plan is rewritten too: a backend's declared capabilities live in its module.
-    assert set(jobs) == {"plan", "measure", "aggregate", "report"}
-
-
-def test_report_edit_reruns_only_the_report(workdir):
-    with edited(workdir / "src/memsweep/report/build.py"):
-        jobs = planned(workdir)
-    assert set(jobs) == {"report"}

@@ -14,7 +14,15 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from memsweep.harness.calibration import DEFAULT_SIZES_MB, LIMITS, SIZE_BOUNDS
+from memsweep.harness.calibration import (
+    DEFAULT_SIZES_KB,
+    LIMITS,
+    REPEAT_BOUNDS,
+    REPEATS,
+    SIZE_BOUNDS,
+    TOLERANCE,
+    size_text,
+)
 from memsweep.plan import jobs
 from memsweep.plan.config import BUDGET, bounds_of, bounds_text, words
 from memsweep.plan.jobs import CORE_AXES, MODEL_SETTINGS, Job
@@ -157,12 +165,14 @@ def _parse_settings(pairs: list[str]) -> dict:
     return settings
 
 
-def job_from_args(args) -> Job:
-    """The job the options name: from --out's folders (--from-path), then --set, then the
-    setting's own option, each winning over the one before."""
+def job_from_args(args, path: str | None = None) -> Job:
+    """The job the options name: from the folders of ``path`` (--out's with --from-path),
+    then --set, then the setting's own option, each winning over the one before."""
     from memsweep.results.schema import path_parts
 
-    settings = path_parts(args.out) if args.from_path else {}
+    if path is None and args.from_path is True:
+        path = args.out
+    settings = path_parts(path) if path else {}
     settings.update(_parse_settings(args.set))
     options = {name: getattr(args, name) for name in jobs.SETTINGS}
     settings.update({name: value for name, value in options.items() if value is not None})
@@ -186,14 +196,37 @@ def cmd_measure(args) -> int:
     reference = check_reference(args.reference, job) if args.reference is not None else None
     out = check_out(args.out)
 
-    from memsweep.harness import supervisor
+    from memsweep.harness import retry, supervisor
 
     if reference is None:
         print("computing the reference trace (float64 dense PyMDP numpy agent)...", file=sys.stderr)
+    # A job the cap stopped keeps a sidecar: the workflow reruns it only under a cap above
+    # its peak (memsweep.harness.retry). Read before the run, which replaces --out.
+    before = retry.read(out)
     outcome = supervisor.measure(job, out, reference, args.mem_cap_mb)
+    retry.record(out, args.mem_cap_mb, before, outcome.reason, outcome.peak_rss_bytes)
     status = "ok" if outcome.ok else f"FAILED: {outcome.reason}"
     peak_mb = outcome.peak_rss_bytes / 1e6
     print(f"{out}: {status} ({outcome.seconds:.1f} s, child peak RSS {peak_mb:.0f} MB)")
+    return OK if outcome.ok else MEASUREMENT_FAILED
+
+
+def cmd_profile(args) -> int:
+    job = job_from_args(args, args.from_path)
+    reason = jobs.unsupported_reason(job)
+    if reason:
+        raise CliError(f"unsupported configuration: {reason}")
+    reference = check_reference(args.reference, job) if args.reference is not None else None
+    out = check_out(args.out)
+    flamegraph = Path(args.flamegraph) if args.flamegraph else out.with_suffix(".html")
+    if flamegraph.suffix != ".html":
+        raise CliError(f"--flamegraph {flamegraph}: must end in .html")
+
+    from memsweep.harness import profile
+
+    outcome = profile.profile(job, out, flamegraph, reference, args.mem_cap_mb)
+    status = "ok" if outcome.ok else f"FAILED: {outcome.reason}"
+    print(f"{out}, {flamegraph}: {status} ({outcome.seconds:.1f} s)")
     return OK if outcome.ok else MEASUREMENT_FAILED
 
 
@@ -204,8 +237,8 @@ def cmd_calibrate(args) -> int:
 
     from memsweep.harness import calibration
 
-    table = calibration.write(out, args.sizes_mb)
-    with pd.option_context("display.width", 120):
+    table = calibration.write(out, args.sizes_kb, args.repeats)
+    with pd.option_context("display.width", 160):
         shown = table.assign(error_pct=100 * table.error_fraction)
         print(shown.drop(columns="error_fraction").to_string(index=False))
     verdicts = calibration.verdicts(table)
@@ -216,10 +249,10 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from memsweep.plan import config, sweep
+    from memsweep.plan import config, predict, sweep
 
     try:
-        planned = sweep.plan(config.load(args.config))
+        planned = sweep.plan(config.load(args.config), predict.load_predictor())
     except config.ConfigError as error:
         raise CliError(str(error)) from None
     out = check_out(args.out) if args.out else None  # after the config: no folder made for it
@@ -229,6 +262,17 @@ def cmd_plan(args) -> int:
     if out:
         sweep.write_plan(planned, out)
         print(f"plan written to {out}")
+    return OK
+
+
+def cmd_predict(args) -> int:
+    from memsweep.plan import forecast
+
+    options = {name: getattr(args, name) for name in jobs.SETTINGS}
+    try:
+        print(forecast.text(options, args.predictor, args.fit_in))
+    except ValueError as error:
+        raise CliError(str(error)) from None
     return OK
 
 
@@ -267,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="memsweep",
         description="Measure where PyMDP agents spend memory: one configuration (measure), "
-        "the probes (calibrate), a sweep's plan (plan). See memsweep COMMAND --help.",
+        "its allocation sites under memray (profile), the probes (calibrate), a sweep's plan "
+        "(plan). See memsweep COMMAND --help.",
         epilog=_epilog(None),
         formatter_class=_Formatter,
     )
@@ -314,7 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=cap,
         metavar="MB",
         help="stop the child when its resident memory passes this many MB "
-        f"(budget.max_job_mb in a sweep); a number, {cap.words}",
+        f"(budget.max_job_mb in a sweep); a number, {cap.words}. A run it stops leaves "
+        "the peak it reached in .NAME.cap.json beside --out, so that a sweep reruns it "
+        "only under a cap above that peak",
     )
     measure.add_argument(
         "--out", required=True, metavar="FILE.parquet", help="the Parquet file to write"
@@ -327,16 +374,61 @@ def build_parser() -> argparse.ArgumentParser:
     )
     measure.set_defaults(handler=cmd_measure)
 
+    profile = command(
+        "profile",
+        "profile one configuration under memray: the sites alive at its heap's peak",
+        "Run one configuration's measurement again under memray (native frames on, from\n"
+        "the post-import baseline to the end of the steps, in a fresh child under the\n"
+        "memory cap) and write the sites alive at the heap's high-water mark as rows\n"
+        "(phase profile, probe memray) to --out, and memray's flame graph to --flamegraph.",
+        failed="the profile failed; --out holds its failed record (status=failed, reason)",
+    )
+    _add_settings(profile)
+    profile.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"a model setting: {', '.join(MODEL_SETTINGS)}",
+    )
+    profile.add_argument(
+        "--from-path",
+        metavar="PATH",
+        help="take the axes the options leave out from PATH's Hive-style folders (the "
+        "configuration's measurement, …/backend=lean/…/policy_len=1.parquet)",
+    )
+    profile.add_argument(
+        "--reference",
+        metavar="NPZ",
+        help="reference trace (.npz) for this job; computed in its own process when left out",
+    )
+    profile.add_argument(
+        "--mem-cap-mb", type=cap, metavar="MB", help="stop the profiled child past this many MB"
+    )
+    profile.add_argument(
+        "--out", required=True, metavar="FILE.parquet", help="the Parquet file of its rows"
+    )
+    profile.add_argument(
+        "--flamegraph", metavar="FILE.html", help="memray's flame graph (default: --out, .html)"
+    )
+    profile.set_defaults(handler=cmd_profile)
+
     calibrate = command(
         "calibrate",
         "compare every memory probe with allocations of known size on this machine",
-        "Allocate and touch arrays of known size in this process and compare every memory\n"
-        "probe's reading with the truth; write the table (probe, requested_bytes,\n"
-        "measured_bytes, error_fraction) to --out, print it, and end with one PASS/FAIL\n"
-        "line per probe: its worst error against the limit stated in\n"
-        "memsweep/harness/calibration.py:\n"
-        + ", ".join(f"{name} {100 * limit.fraction:g} %" for name, limit in LIMITS.items())
-        + ".",
+        "Allocate and touch arrays of known size, each size in fresh processes (--repeats\n"
+        "of them, the median kept), kept (a level) and freed (a peak), and compare every\n"
+        "memory probe's reading with the truth; write the table (probe, reading,\n"
+        "requested_bytes, measured_bytes, error_fraction, repeats, spread_bytes,\n"
+        "resolution_bytes) to --out, print it, and end with one PASS/FAIL line per probe:\n"
+        "its worst error against the limit stated in memsweep/harness/calibration.py:\n"
+        + ",\n".join(
+            f"  {name} {100 * limit.fraction:g} % from {size_text(limit.from_bytes)}"
+            for name, limit in LIMITS.items()
+        )
+        + ";\nand its resolution: the smallest size it measures within "
+        f"±{100 * TOLERANCE:g} % (and every larger\none), below which the report marks its "
+        "figures instead of using them.",
         failed="a probe is outside its limit (the table is written all the same)",
     )
     calibrate.add_argument(
@@ -344,13 +436,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     size = _checked(int, SIZE_BOUNDS)
     calibrate.add_argument(
-        "--sizes-mb",
+        "--sizes-kb",
         type=size,
         nargs="+",
-        default=list(DEFAULT_SIZES_MB),
-        metavar="MB",
-        help=f"allocation sizes in MB, integers {size.words} "
-        f"(default {' '.join(map(str, DEFAULT_SIZES_MB))})",
+        default=list(DEFAULT_SIZES_KB),
+        metavar="KB",
+        help=f"allocation sizes in KB (1000 bytes), integers {size.words} "
+        f"(default {' '.join(map(str, DEFAULT_SIZES_KB))})",
+    )
+    repeats = _checked(int, REPEAT_BOUNDS)
+    calibrate.add_argument(
+        "--repeats",
+        type=repeats,
+        default=REPEATS,
+        metavar="N",
+        help=f"fresh processes per size, integer {repeats.words} (default {REPEATS})",
     )
     calibrate.set_defaults(handler=cmd_calibrate)
 
@@ -366,6 +466,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="FILE.parquet", help="also write the plan table to this Parquet file"
     )
     plan.set_defaults(handler=cmd_plan)
+
+    predict = command(
+        "predict",
+        "predict a configuration's peak memory and its parts, measured or not",
+        "The predicted peak resident memory of a configuration and its parts, with their\n"
+        "95 % intervals, from the sweep's fitted predictor (the analytic formula without\n"
+        "one); with --fit-in, the largest grid and agent count that fit in that memory.",
+    )
+    _add_settings(predict)
+    predict.add_argument("--predictor", metavar="JSON", help="a fitted predictor (default "
+                         "results/model/predictor.json, else the analytic formula)")  # fmt: skip
+    predict.add_argument("--fit-in", metavar="SIZE", help="also the largest grid (at --agents) "
+                         "and agent count (at --grid) that fit in SIZE, e.g. 16GB")  # fmt: skip
+    predict.set_defaults(handler=cmd_predict)
 
     schema = command(
         "schema",

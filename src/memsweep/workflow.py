@@ -16,9 +16,11 @@ import operator
 import re
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from memsweep.agents import module_path
+from memsweep.harness import retry
 from memsweep.plan import config as config_module
 from memsweep.plan import predict, sweep
 from memsweep.plan.jobs import reference_job
@@ -37,7 +39,17 @@ def sources(*names: str) -> tuple[str, ...]:
         path = PACKAGE / name
         members = [path] if path.is_file() else path.rglob("*")
         found += [p for p in members if p.suffix in (".py", ".yaml") and p.is_file()]
-    return tuple(str(p) for p in sorted(set(found)))
+    return tuple(_as_input(p) for p in sorted(set(found)))
+
+
+def _as_input(path: Path) -> str:
+    """A source file as a rule's input: relative to the folder Snakemake runs in when the
+    code lies inside it, so that a moved or copied checkout names the same inputs
+    (Snakemake reruns a job whose set of input paths changed)."""
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 # What each stage's output depends on. Every measurement: all a measure job imports (in
@@ -57,7 +69,13 @@ REFERENCE_CODE = sources(
 # A plan depends on the backends' declared capabilities and predictions.
 PLAN_CODE = sources("plan", "agents", "world")
 AGGREGATE_CODE = sources("results", "files.py")
+# The predictor: its fitting, the rows it reads, the sizes it fits against.
+PREDICTOR_CODE = sources("report/predictor.py", "report/queries.py", "plan", "results", "files.py")
 REPORT_CODE = sources("report")
+# Deep profiles (memsweep.harness.profile): the checkpoint that picks them depends on its
+# choosing; each profile job on the measure rule's digest of its backend.
+PROFILES = "results/profiles"
+PROFILE_TARGETS_CODE = sources("harness/profile.py")
 # Resident memory of the Snakemake processes that run a job on a cluster node, beside
 # the measured process itself (see docs/cluster.md).
 SNAKEMAKE_OVERHEAD_MB = 512
@@ -70,9 +88,21 @@ def _digest(paths: tuple[str, ...]) -> str:
     digest = hashlib.sha256()
     for path in paths:
         # Paths relative to the package: moving the checkout does not rerun anything.
-        name = Path(path).relative_to(PACKAGE).as_posix()
+        name = Path(path).resolve().relative_to(PACKAGE).as_posix()
         digest.update(name.encode() + b"\0" + Path(path).read_bytes())
     return digest.hexdigest()[:16]
+
+
+def measure_digest(backend: str) -> str:
+    """The code a measure job of ``backend`` depends on: the harness and its backend module."""
+    return _digest((*HARNESS, str(module_path(backend))))
+
+
+def _fast_signature(function: Callable) -> Callable:
+    """Snakemake asks inspect.signature() about every function for every job; a
+    precomputed ``__signature__`` is its fast path."""
+    function.__signature__ = inspect.signature(function)
+    return function
 
 
 def _alternatives(values) -> str:
@@ -82,12 +112,19 @@ def _alternatives(values) -> str:
 class Pipeline:
     """The plan of one config, seen from the workflow."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, predictor: str | Path = predict.PREDICTOR):
         self.config = config_module.check(config)
-        self.planned = sweep.plan(self.config)
+        # The last sweep's fitted predictor (none before the first): the plan's predictions
+        # and so the measure jobs' requests follow it. The measure rule's mem_mb and
+        # runtime are resources, which are no rerun trigger, so a new predictor reruns no
+        # measurement; the plan rule reruns when it changes a job's status (plan_statuses).
+        self.predictor = predict.load_predictor(predictor)
+        self.planned = sweep.plan(self.config, self.predictor)
         self.axes = self.planned[0].axes
         self.runnable = {p.path: p for p in self.planned if p.status == sweep.RUN}
         self.folder_axes = sweep.folder_axes(self.axes)
+        # A measure job's wildcards, in the order of the keys of the rule functions' tables.
+        self.key_names = (*self.folder_axes, "policy_len")
         self.measure_pattern = (
             f"{sweep.MEASUREMENTS}/"
             + "/".join(f"{axis}={{{axis}}}" for axis in self.folder_axes)
@@ -145,13 +182,17 @@ class Pipeline:
         configuration (``--from-path``), so the command has few placeholders: Snakemake
         formats it several times per job even in a dry run.
 
+        The cap comes from ``resources`` (:meth:`mem_cap`), not ``params``: Snakemake's
+        code trigger compares this command unformatted, and resources are no trigger, so a
+        changed budget reruns no measurement by itself (see :meth:`cap_retry`).
+
         Exit status 3 (``memsweep.cli.MEASUREMENT_FAILED``) means the job failed and wrote
         its failed record: the job counts as done and the sweep goes on (the report lists
         it); any other non-zero status fails the job.
         """
         return (
             f"{shlex.quote(sys.executable)} -m memsweep.cli measure --from-path --out {{output}} "
-            "{params.model} --reference {input.reference} --mem-cap-mb {params.mem_cap_mb} "
+            "{params.model} --reference {input.reference} --mem-cap-mb {resources.mem_cap_mb} "
             "> {log} 2>&1 || [ $? -eq 3 ]"
         )
 
@@ -163,8 +204,6 @@ class Pipeline:
         so they only look a value up: the code digest per backend, the request (memory and
         minutes at the first attempt) per configuration, keyed by its wildcard values.
         """
-        names = (*self.folder_axes, "policy_len")
-        key_of = operator.attrgetter(*names)  # wildcards -> their values, in this order
         digests, requests = {}, {}
         for planned in self.runnable.values():
             job = planned.job
@@ -172,13 +211,14 @@ class Pipeline:
                 # A digest of the harness and the job's backend module, as a params value
                 # rather than eleven input files per job: an edit to agents/lean.py changes
                 # the lean jobs' params only, so only they rerun, and parsing stays fast.
-                digests[job.backend] = _digest((*HARNESS, str(module_path(job.backend))))
+                digests[job.backend] = measure_digest(job.backend)
             # What a scheduler is asked for: the prediction with headroom, plus what the
             # job's own Snakemake processes hold (measured on SLURM: ~114 MB for the job
             # script, ~200 MB more per step); more on a retry.
             measured = min(1.5 * planned.predicted_mb + 256, self.max_job_mb)
-            key = tuple(str(getattr(job, name)) for name in names)
-            requests[key] = (measured + SNAKEMAKE_OVERHEAD_MB, predict.predict_minutes(job))
+            minutes = predict.predict_minutes(job)
+            requests[self._key(job)] = (measured + SNAKEMAKE_OVERHEAD_MB, minutes)
+        key_of = self._key_of_wildcards()
 
         def request(wildcards) -> tuple[float, int]:
             try:
@@ -198,10 +238,53 @@ class Pipeline:
 
         functions = {"code_version": code_version, "mem_mb": mem_mb, "runtime": runtime}
         for function in functions.values():
-            # Snakemake asks inspect.signature() about every function for every job; a
-            # precomputed __signature__ is its fast path.
-            function.__signature__ = inspect.signature(function)
+            _fast_signature(function)
         return functions
+
+    def _key(self, job) -> tuple[str, ...]:
+        return tuple(str(getattr(job, name)) for name in self.key_names)
+
+    def _key_of_wildcards(self):
+        """A job's wildcards -> the key of its configuration in the rule functions' tables."""
+        return operator.attrgetter(*self.key_names)
+
+    def mem_cap(self) -> str:
+        """The measure rule's ``mem_cap_mb`` resource: the budget, the supervisor's cap.
+
+        A resource, not a param: resources are no rerun trigger, so changing the budget
+        reruns only the jobs whose plan status it changes (over-budget -> run: they have no
+        output yet) and, through :meth:`cap_retry`, those the cap stopped below their need.
+        A constant, so a dry run evaluates nothing per job, and a string, exact (Snakemake
+        rounds a float resource) and the same for every job (so a SLURM group takes it as
+        is). Nothing limits it: no executor or ``--resources`` knows its name.
+        """
+        return repr(self.max_job_mb)
+
+    @functools.cache  # noqa: B019 (one Pipeline per parse, as rule_functions)
+    def cap_retry(self, root: str | Path = ".") -> str | Callable:
+        """The measure rule's ``cap_retry`` param: changes when the budget rises above the
+        peak of a job that the cap stopped, so that only such a job reruns
+        (:func:`memsweep.harness.retry.marker`).
+
+        Read once per parse from the sidecars that ``memsweep measure`` leaves beside the
+        measurements under ``root`` (the folder Snakemake runs in); usually there are
+        none, and the param is a constant.
+        """
+        markers = {}
+        tree = Path(root) / sweep.MEASUREMENTS
+        for path, history in retry.histories(tree).items():
+            planned = self.runnable.get(Path(path).relative_to(root).as_posix())
+            value = retry.marker(self.max_job_mb, history)
+            if planned is not None and value:
+                markers[self._key(planned.job)] = value
+        if not markers:
+            return ""
+        key_of = self._key_of_wildcards()
+
+        def cap_retry(wildcards) -> str:
+            return markers.get(key_of(wildcards), "")
+
+        return _fast_signature(cap_retry)
 
     def measure_resources(self, nodes: int | None, limits) -> dict:
         """The measure rule's resources: per-job ``mem_mb`` and ``runtime`` where something
@@ -219,6 +302,63 @@ class Pipeline:
             return {}
         functions = self.rule_functions()
         return {name: functions[name] for name in REQUESTED}
+
+    def plan_statuses(self) -> str:
+        """The plan rule's ``statuses`` param: a digest of every job's status (run,
+        unsupported, over-budget) under the current predictor.
+
+        So a new predictor replans when it moves a job across the budget, and only then:
+        the figures a plan records are those its jobs were planned and measured with (the
+        report compares them with what was measured), and the predictor that the first
+        sweep writes does not replan it (a second run does nothing). The measure jobs'
+        requests follow the current predictor at every parse all the same (resources).
+        """
+        statuses = sorted((p.job.config_id, p.status) for p in self.planned)
+        return hashlib.sha256(json.dumps(statuses).encode()).hexdigest()[:16]
+
+    def code_digests(self, wildcards=None) -> str:
+        """The predictor rule's ``code`` param: backend -> the digest of the code that
+        measured it (:func:`measure_digest`), recorded in the predictor, as JSON (a
+        function, as :meth:`config_json`: Snakemake formats a params string's braces)."""
+        backends = sorted({p.job.backend for p in self.runnable.values()})
+        return json.dumps({backend: measure_digest(backend) for backend in backends})
+
+    # Profiles ---------------------------------------------------------------------
+    @property
+    def profile_pattern(self) -> str:
+        """A profile's rows: its measurement's path, under ``results/profiles/``."""
+        return PROFILES + self.measure_pattern.removeprefix(sweep.MEASUREMENTS)
+
+    @property
+    def flamegraph_pattern(self) -> str:
+        return self.profile_pattern.removesuffix(".parquet") + ".html"
+
+    def profile_paths(self, wildcards=None) -> str:
+        """The checkpoint's ``paths`` param: config_id -> its profile path, for every
+        runnable job, as JSON (a function: Snakemake formats a params string's braces)."""
+        paths = {
+            planned.job.config_id: PROFILES + path.removeprefix(sweep.MEASUREMENTS)
+            for path, planned in self.runnable.items()
+        }
+        return json.dumps(paths, sort_keys=True)
+
+    @staticmethod
+    def profile_files(targets: str | Path) -> list[str]:
+        """The checkpoint's targets file -> each profile's rows and flame graph."""
+        paths = Path(targets).read_text().split()
+        return [name for path in paths for name in (path, path.removesuffix(".parquet") + ".html")]
+
+    def profile_command(self) -> str:
+        """The profile rule's shell command: ``memsweep profile`` of the configuration its
+        measurement's path names, with the measure rule's settings, reference and cap.
+        As for :meth:`measure_command`, exit status 3 is a failed profile whose record and
+        page are written."""
+        return (
+            f"{shlex.quote(sys.executable)} -m memsweep.cli profile --from-path "
+            "{input.measurement} --out {output.rows} --flamegraph {output.flamegraph} "
+            "{params.model} --reference {input.reference} --mem-cap-mb {resources.mem_cap_mb} "
+            "> {log} 2>&1 || [ $? -eq 3 ]"
+        )
 
     def reference_json(self, wildcards) -> str:
         job = self.references[self.reference_pattern.format(**wildcards)]

@@ -33,6 +33,9 @@ MEASURE_RESOURCES = PIPELINE.measure_resources(
     workflow.resource_settings.nodes, workflow.global_resources.keys()
 )
 MEASURE_COMMAND = PIPELINE.measure_command()
+MEASURE_CAP = PIPELINE.mem_cap()
+# "" unless `memsweep measure` left sidecars of jobs the cap stopped (memsweep.harness.retry).
+MEASURE_CAP_RETRY = PIPELINE.cap_retry()
 
 
 wildcard_constraints:

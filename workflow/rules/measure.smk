@@ -11,13 +11,20 @@ rule measure:
         PIPELINE.beside(MEASURE_OUTPUT, "logs", ".log"),
     conda:
         ENV
+    # One core per job: the supervisor runs the measured process single-threaded (BLAS,
+    # OpenMP, XLA), so `--cores N` runs N jobs side by side without oversubscribing.
+    threads: 1
     resources:
         # mem_mb and runtime per job, where a scheduler reads them (common.smk).
         **MEASURE_RESOURCES,
+        # The supervisor stops a job past the budget: one job cannot take the machine down.
+        # A resource, not a param (resources are no rerun trigger): a changed budget reruns
+        # only the jobs it makes runnable and, through cap_retry, those the cap stopped.
+        mem_cap_mb=MEASURE_CAP,
     params:
         model=PIPELINE.model_settings(),
         code=MEASURE["code_version"],
-        # The supervisor stops a job past the budget: one job cannot take the machine down.
-        mem_cap_mb=PIPELINE.max_job_mb,
+        # Changes when the budget rises above the peak of a job the cap stopped (common.smk).
+        cap_retry=MEASURE_CAP_RETRY,
     shell:
         MEASURE_COMMAND

@@ -12,6 +12,10 @@ rule plan:
         ENV
     params:
         config=PIPELINE.config_json,
+        # Every job's status under the last sweep's fitted predictor (results/model/
+        # predictor.json): a new predictor replans when it moves a job across the budget.
+        # Not an input: the predictor is made from this plan's measurements.
+        statuses=PIPELINE.plan_statuses(),
     script:
         "../scripts/plan.py"
 

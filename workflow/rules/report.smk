@@ -1,4 +1,12 @@
+from memsweep.workflow import sources
+
+
+# Every probe against allocations of 4 KB to 256 MB, each in fresh processes (~10 s of
+# CPU): the limits' verdicts and each probe's resolution, below which the report marks
+# a figure instead of using it. Reruns when the calibration or the probes change.
 rule calibrate:
+    input:
+        code=sources("harness/calibration.py", "harness/probes.py"),
     output:
         "results/calibration.parquet",
     log:
@@ -23,6 +31,10 @@ rule report:
         calibration="results/calibration.parquet",
         # The aggregate's failures table: it alone lists the files it could not read.
         failures="results/tables/failures.csv",
+        # The deep profiles the checkpoint picked (profile.smk): rows and flame graphs.
+        profiles=lambda wildcards: PIPELINE.profile_files(
+            checkpoints.profile_targets.get().output[0]
+        ),
         code=REPORT_CODE,
     output:
         markdown="results/report/hotspots.md",

@@ -4,4 +4,7 @@ from memsweep.harness import calibration
 from memsweep.logs import logged
 
 with logged(snakemake.log[0]):
-    print(calibration.write(snakemake.output[0]).to_string(index=False))
+    table = calibration.write(snakemake.output[0])
+    print(table.to_string(index=False))
+    for verdict in calibration.verdicts(table):
+        print(verdict.line())

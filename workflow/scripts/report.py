@@ -9,6 +9,7 @@ with logged(snakemake.log[0]):
         plan=snakemake.input.plan,
         calibration=snakemake.input.calibration,
         failures=snakemake.input.failures,
+        profiles=[path for path in snakemake.input.profiles if path.endswith(".parquet")],
         out_markdown=snakemake.output.markdown,
         out_html=snakemake.output.html,
         figure_dir=snakemake.output.figures,

@@ -133,6 +133,31 @@ class Population(ABC):
     def reset(self) -> None:
         """Start every agent afresh (beliefs back to D), keeping the model."""
 
+    def compiled_memory(self, step: StepInput) -> dict[str, dict[str, int]]:
+        """XLA's memory plan of each program the population compiles, for ``step``'s inputs:
+        program -> :func:`xla_memory_plan`. Empty for a backend that compiles nothing."""
+        return {}
+
+
+# CompiledMemoryStats attribute -> the metric of its row (bytes).
+XLA_SIZES = {
+    "argument_size_in_bytes": "argument_bytes",
+    "output_size_in_bytes": "output_bytes",
+    "alias_size_in_bytes": "alias_bytes",
+    "temp_size_in_bytes": "temp_bytes",
+    "generated_code_size_in_bytes": "generated_code_bytes",
+}
+
+
+def xla_memory_plan(compiled) -> dict[str, int]:
+    """What XLA planned for one compiled program (a ``jax.stages.Compiled``), by metric.
+
+    ``temp_bytes`` is the scratch a call needs beyond its arguments and outputs: the
+    per-call temporaries that a process probe sees only as a peak, if at all.
+    """
+    stats = compiled.memory_analysis()
+    return {metric: int(getattr(stats, name)) for name, metric in XLA_SIZES.items()}
+
 
 class Backend(ABC):
     """A family of agents; one instance named ``BACKEND`` per backend module.

@@ -64,7 +64,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from memsweep.agents.base import AgentSpec, Backend, Beliefs, Population, StepInput, StoredModel
+from memsweep.agents.base import (
+    AgentSpec,
+    Backend,
+    Beliefs,
+    Population,
+    StepInput,
+    StoredModel,
+    xla_memory_plan,
+)
 from memsweep.world.gridworld import ACTIONS
 
 _SPARSE = (
@@ -92,6 +100,23 @@ def _make_step():
     return step
 
 
+def _make_operations() -> dict:
+    """Each operation of the step jitted on its own: XLA's plan for each tells which of them
+    the step's temporaries belong to (the step fuses them, so its plan alone cannot)."""
+    import equinox as eqx
+
+    def infer_states(agent, observation, prior):
+        return agent.infer_states(observation, empirical_prior=prior)
+
+    def infer_policies(agent, qs):
+        return agent.infer_policies(qs)[0]
+
+    def sample_action(agent, q_pi):
+        return agent.sample_action(q_pi)
+
+    return {f.__name__: eqx.filter_jit(f) for f in (infer_states, infer_policies, sample_action)}
+
+
 class JaxPopulation(Population):
     operations = ("step",)
 
@@ -105,6 +130,7 @@ class JaxPopulation(Population):
         self._x64 = spec.dtype == "float64"
         self._batch = spec.agents
         self._no_force = np.zeros((spec.agents, 1), dtype=np.int32)
+        self._operations = None  # jitted one by one only when their plans are asked for
         self.layout = PymdpJax.layout(spec)
 
         def batched(array):
@@ -163,6 +189,27 @@ class JaxPopulation(Population):
             )
             # Dispatch is asynchronous: wait, so the harness's window holds the computation.
             self._qs, self._q_pi, self._action, self._prior = jax.block_until_ready(outputs)
+
+    def compiled_memory(self, step: StepInput) -> dict[str, dict[str, int]]:
+        """XLA's plan of the jitted step (its first call compiled it: this reads the cached
+        executable) and of each operation compiled on its own, each fed the previous one's
+        output, as in the step."""
+        jax = self._jax
+        observation = self._observation(step.observation)
+
+        def plan(function, *args):
+            return xla_memory_plan(function.lower(*args).compile().compiled)
+
+        with jax.enable_x64(self._x64):
+            forcing = self._forcing(step.reference_action)
+            plans = {"step": plan(self._step, self.agent, observation, self._prior, *forcing)}
+            if self._operations is None:
+                self._operations = _make_operations()
+            args = (self.agent, [observation], self._prior)
+            for name, function in self._operations.items():
+                plans[name] = plan(function, *args)
+                args = (self.agent, function(*args))
+        return plans
 
     def beliefs(self) -> Beliefs:
         if self._qs is None:

@@ -13,9 +13,13 @@ this order (every later figure is above the post-import baseline):
    The first repeat also records the level of every probe after each step and scores
    the beliefs against the reference, step by step.
 5. ``growth`` and ``gc``: the slope of those levels; collections and pauses.
-6. ``summary``: the headline figures, read before anything is dropped.
+6. ``summary``: the headline figures, read before anything is dropped: the resident
+   baseline, the peak above it and the process's total peak (``vmhwm``), the traced peak,
+   the build's per-agent bytes, the model's bytes and the median step time.
 7. ``precision``: the running maxima of the errors against the reference.
 8. ``cleanup``: the share of memory released when the agents and the model are dropped.
+9. ``sites`` (rows of phase ``build``): where the build's bytes were allocated, from a
+   second build of the model and the agents traced with deep stacks.
 
 Levels are read after ``gc.collect()``; every value names its probe (the registry in
 :mod:`memsweep.harness.probes`).
@@ -24,7 +28,10 @@ Levels are read after ``gc.collect()``; every value names its probe (the registr
 from __future__ import annotations
 
 import datetime
+import math
+import os
 import platform
+import resource
 import socket
 import statistics
 from collections.abc import Callable
@@ -34,7 +41,7 @@ import numpy as np
 
 from memsweep import __version__, agents
 from memsweep.agents import StepInput
-from memsweep.harness import precision, probes
+from memsweep.harness import limits, precision, probes, sites
 from memsweep.harness.recorder import Recorder, seconds
 from memsweep.harness.reference import Reference
 from memsweep.plan.jobs import Job, unsupported_reason
@@ -43,6 +50,10 @@ from memsweep.world.gridworld import GridWorld
 PhaseHook = Callable[[str], None]
 # Rows one step can add: up to 4 operations × 4 window rows, plus a level per probe.
 ROWS_PER_STEP = 16 + len(probes.levels())
+# Level probes that count whole resident pages: a change under one page is below what
+# they resolve (an allocation that fits in pages already resident moves them by nothing).
+PAGE_COUNTED = frozenset({probes.ANON, probes.USS})
+PAGE_BYTES = resource.getpagesize()
 
 
 def provenance(backend_name: str) -> dict:
@@ -65,6 +76,8 @@ def provenance(backend_name: str) -> dict:
         "platform": platform.platform(),
         "hostname": socket.gethostname(),
         "started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        # What held the job to its cap, as its supervisor says (none outside one).
+        "cap_enforcement": os.environ.get(limits.RECORD_VARIABLE),
     }
 
 
@@ -74,11 +87,42 @@ def levels() -> dict[str, probes.Reading]:
     return {probe.name: probe.read() for probe in probes.levels()}
 
 
-def growth(before: dict, after: dict, per: int = 1) -> dict[str, probes.Reading]:
-    """Each level probe's change from ``before`` to ``after``, per ``per`` agents."""
-    return {
-        name: probes.Reading((after[name].value - before[name].value) / per, name) for name in after
-    }
+def growth(before: dict, after: dict) -> dict[str, probes.Reading]:
+    """Each level probe's change from ``before`` to ``after`` (unavailable, with why,
+    where either reading was)."""
+    changes = {}
+    for name, now in after.items():
+        then = before[name]
+        unread = next((r for r in (then, now) if r.status != "ok"), None)
+        changes[name] = probes.Reading(
+            now.value - then.value,
+            name,
+            status=unread.status if unread else "ok",
+            reason=unread.reason if unread else None,
+        )
+    return changes
+
+
+def per_agent(grown: dict[str, probes.Reading], agents: int) -> dict[str, probes.Reading]:
+    """Each level probe's growth over building ``agents`` agents, per agent.
+
+    Where a page-counting probe grew by less than one page, it did not resolve the agents
+    (they fit in heap pages already resident, or other memory was released meanwhile):
+    the figure is unavailable, with the reading in its reason, not a misleading 0.
+    """
+    shares = {}
+    for name, reading in grown.items():
+        if reading.status != "ok":
+            shares[name] = reading
+        elif name in PAGE_COUNTED and reading.value < PAGE_BYTES:
+            reason = (
+                f"the {agents} agent(s) changed {name} by {reading.value:.0f} B, under one "
+                f"page ({PAGE_BYTES} B), the least it resolves"
+            )
+            shares[name] = probes.Reading(math.nan, name, status="unavailable", reason=reason)
+        else:
+            shares[name] = probes.Reading(reading.value / agents, name)
+    return shares
 
 
 def measure(job: Job, reference: Reference, on_phase: PhaseHook = lambda phase: None):
@@ -106,7 +150,7 @@ class Measurement:
         self.record = Recorder({**job.columns(), **provenance(job.backend), "layout": None})
         self.tracker = precision.Tracker(reference)  # scores each step of the first repeat
         self.gc_monitor = probes.GcMonitor(counting=False)
-        self.step_seconds: list[float] = []
+        self.step_seconds: list[list[float]] = []  # per repeat, every later step's time
 
     def run(self):
         self.imports()
@@ -119,7 +163,9 @@ class Measurement:
         self.growth_slopes()
         self.summary()
         self.precision()
+        self.compiled_plans()
         self.cleanup()
+        self.allocation_sites()
         return self.record.table()
 
     # 1. import ---------------------------------------------------------------------
@@ -130,17 +176,23 @@ class Measurement:
         its cost is the process's, not the Python heap's.
         """
         self.on_phase("import")
-        before = levels()
+        start = before = levels()
         for operation, work in (("load", self.backend.load), ("warm_up", self.warm_up)):
             with probes.Window(self.kernel, traced=False) as window:
                 work()
             after = levels()
             self.record.add("import", operation, "seconds", seconds(window.seconds))
-            for name, reading in growth(before, after).items():
-                if name != probes.TRACEMALLOC:
-                    metric = f"{probes.REGISTRY[name].level_metric}_bytes"
-                    self.record.add("import", operation, metric, reading)
+            self.import_rows(operation, growth(before, after))
             before = after
+        # The backend's fixed cost is both: what the warm-up keeps (XLA's runtime, caches)
+        # is paid once per process like the import, so it is one figure per probe.
+        self.import_rows("total", growth(start, before))
+
+    def import_rows(self, operation: str, grown: dict[str, probes.Reading]) -> None:
+        for name, reading in grown.items():
+            if name != probes.TRACEMALLOC:
+                metric = f"{probes.REGISTRY[name].level_metric}_bytes"
+                self.record.add("import", operation, metric, reading)
 
     def warm_up(self) -> None:
         """One step of a 2×2 world with the job's storage, dtype and depth, then dropped.
@@ -161,9 +213,11 @@ class Measurement:
         self.record.reserve(self.job.repeats * self.job.steps * ROWS_PER_STEP)
         self.heap = probes.Heap().start()
         self.baseline = levels()
-        self.baseline_rss = probes.Resident.read().value
         if self.kernel.available:
             self.kernel.restart()
+        # Just after its reset the kernel's peak is the resident set: the baseline of the
+        # summary's peak, read by the same probe (unavailable, with why, where it is).
+        self.baseline_resident = self.kernel.read()
         self.heap.restart()
 
     # 2. build ----------------------------------------------------------------------
@@ -187,10 +241,11 @@ class Measurement:
             self.population = self.backend.build_agents(self.model, self.spec)
         built = levels()
         record.window("build", "agents", window)
-        for reading in growth(built_model, built).values():
+        grown = growth(built_model, built)
+        for reading in grown.values():
             record.add("build", "agents", "growth_bytes", reading)
-        self.agent_growth = growth(built_model, built, per=self.job.agents)
-        for reading in self.agent_growth.values():
+        self.per_agent = per_agent(grown, self.job.agents)
+        for reading in self.per_agent.values():
             record.add("build", "agents", "per_agent_bytes", reading)
         record.common["layout"] = self.population.layout
         self.device_rows("build", "agents")
@@ -210,8 +265,9 @@ class Measurement:
         for repeat in range(self.job.repeats):
             if repeat:
                 self.start_repeat()
-            for index in range(1 if repeat == 0 else 0, self.job.steps):
-                self.step_seconds.append(self.step("step", repeat, index))
+            first = 1 if repeat == 0 else 0
+            times = [self.step("step", repeat, index) for index in range(first, self.job.steps)]
+            self.step_seconds.append(times)
 
     def step(self, phase: str, repeat: int, index: int) -> float:
         """Every operation of one step, each in its own window; returns the step's time."""
@@ -259,26 +315,61 @@ class Measurement:
     def summary(self) -> None:
         """The headline figures, before the agents are dropped."""
         record = self.record
-        peak = self.kernel.overall()
-        above = max(peak.value - self.baseline_rss, 0.0)
-        reading = probes.Reading(above, probes.VMHWM, status=peak.status, reason=peak.reason)
-        record.add("summary", "all", "peak_bytes", reading)
+        self.resident_footprint()
         traced = self.heap.overall_peak().value - self.baseline[probes.TRACEMALLOC].value
         record.add("summary", "all", "peak_bytes", probes.Reading(traced, probes.TRACEMALLOC))
-        for name, reading in self.agent_growth.items():
+        for name, reading in self.per_agent.items():  # the build's rows, repeated
             if probes.REGISTRY[name].summarised:
-                record.add("summary", "all", "agent_bytes", reading)
+                record.add("summary", "all", "per_agent_bytes", reading)
         model_bytes = probes.Reading(sum(self.model_bytes.values()), probes.EXACT)
         record.add("summary", "all", "model_bytes", model_bytes)
-        if self.step_seconds:
-            median = statistics.median(self.step_seconds)
-            record.add("summary", "all", "step_seconds", seconds(median))
+        every = [time for times in self.step_seconds for time in times]
+        if every:
+            record.add("summary", "all", "step_seconds", seconds(statistics.median(every)))
+        record.add("summary", "all", "step_seconds_cv", self.timing_spread())
         self.device_rows("summary", "all")
+
+    def timing_spread(self) -> probes.Reading:
+        """How stable the step time was: the coefficient of variation (sample standard
+        deviation over mean) of each repeat's median step time. Needs two repeats."""
+        medians = [statistics.median(times) for times in self.step_seconds if times]
+        if len(medians) < 2:
+            reason = f"needs 2 repeats with steps to compare, has {len(medians)}"
+            return probes.Reading(
+                math.nan, probes.CLOCK, unit="1", status="unavailable", reason=reason
+            )
+        spread = statistics.stdev(medians) / statistics.mean(medians)
+        return probes.Reading(spread, probes.CLOCK, unit="1")
+
+    def resident_footprint(self) -> None:
+        """The process's resident set by the kernel's peak: at the baseline, the highest
+        since (``total_peak_bytes``, absolute) and the difference (``peak_bytes``)."""
+        baseline, total = self.baseline_resident, self.kernel.overall()
+        if baseline.status != "ok":
+            total = baseline  # no baseline: no peak either, and the same reason
+        above = probes.Reading(
+            total.value - baseline.value, probes.VMHWM, status=total.status, reason=total.reason
+        )
+        self.record.add("summary", "all", "baseline_bytes", baseline)
+        self.record.add("summary", "all", "peak_bytes", above)
+        self.record.add("summary", "all", "total_peak_bytes", total)
 
     def precision(self) -> None:
         for metric, value in self.tracker.result().items():
             reading = probes.Reading(value, precision.PROBE, unit="1")
             self.record.add("precision", "step", metric, reading)
+
+    def compiled_plans(self) -> None:
+        """XLA's memory plan of each program the backend compiled (none for most backends).
+
+        Read after everything else is measured: the operations compiled one by one for it
+        (see the backend) must not count in any window, level or peak.
+        """
+        reference = self.reference
+        inputs = StepInput(int(reference.observations[0]), int(reference.actions[0]))
+        for program, plan in self.population.compiled_memory(inputs).items():
+            for metric, size in plan.items():
+                self.record.add("compile", program, metric, probes.Reading(size, probes.XLA))
 
     def device_rows(self, phase: str, operation: str) -> None:
         """An accelerator's memory counters, where the backend has a device that keeps them."""
@@ -303,3 +394,34 @@ class Measurement:
             self.record.add(
                 "cleanup", "drop_agents", "retained_bytes", probes.Reading(retained, name)
             )
+
+    # 9. sites --------------------------------------------------------------------------
+    def allocation_sites(self) -> None:
+        """Where the build's bytes were allocated: the model and the agents built once more
+        under deep tracebacks, and the top sites of what each holds (``build`` rows
+        ``site_bytes``, ``site_count``; :mod:`memsweep.harness.sites`).
+
+        After everything else is measured, on a build of its own: a traceback of more than
+        one frame makes every traced allocation several times slower (a pymdp-numpy step
+        3.6×, a JAX job 5×; docs/data.md), which no measured window may pay, and the
+        tracing of the job's own figures keeps one frame. The second build allocates what
+        the first did, less what the first left in a library's caches (JAX's compiled
+        programs): those stay in the first build's ``retained_bytes``, without a site.
+        """
+        self.on_phase("sites")
+        self.heap.stop()  # the job's tracing: everything it measures is recorded
+        with sites.tracing():
+            model = self.backend.build_model(self.world, self.spec)
+            model_sites = sites.held()
+            population = self.backend.build_agents(model, self.spec)
+            agents_sites = sites.held()
+            del population, model
+        for operation, now, before in (
+            ("model", model_sites, None),
+            ("agents", agents_sites, model_sites),
+        ):
+            for site in sites.top(now, before):
+                size = probes.Reading(site.bytes, probes.TRACEMALLOC)
+                count = probes.Reading(site.count, probes.TRACEMALLOC, unit="count")
+                self.record.add("build", operation, "site_bytes", size, site=site.name)
+                self.record.add("build", operation, "site_count", count, site=site.name)

@@ -163,6 +163,15 @@ class Device(Probe):
 
 
 @register
+class XlaMemoryAnalysis(Probe):
+    name = "xla_memory_analysis"
+    sees = (
+        "XLA's own plan for one compiled program (arguments, outputs, aliases, scratch "
+        "temporaries, generated code), exact by construction and read without running it"
+    )
+
+
+@register
 class GcCallbacks(Probe):
     name = "gc_callbacks"
     sees = "collections per generation and their pause time"
@@ -193,6 +202,16 @@ class ReferenceTrace(Probe):
 
 
 @register
+class Memray(Probe):
+    name = "memray"
+    sees = (
+        "every allocation through malloc and its kin, Python's, numpy's and XLA's alike, "
+        "with its Python and native stack (a profile run: memsweep profile); the live "
+        "allocations at the heap's high-water mark, not resident pages"
+    )
+
+
+@register
 class Exact(Probe):
     name = "nbytes"
     sees = "arithmetic on the arrays' sizes (not a reading): the model's exact bytes"
@@ -205,8 +224,10 @@ ANON = Anonymous.name
 VMHWM = HighWaterMark.name
 GC = GcCallbacks.name
 DEVICE = Device.name
+XLA = XlaMemoryAnalysis.name
 CLOCK = Clock.name
 EXACT = Exact.name
+MEMRAY = Memray.name
 
 
 def _vmhwm() -> float | None:

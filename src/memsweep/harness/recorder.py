@@ -8,9 +8,12 @@ from memsweep.harness import probes
 from memsweep.results.schema import to_table_columns
 
 _CODED = ("phase", "operation", "metric", "probe", "unit", "status")
+# Coded text that most rows leave empty (null in the table): an allocation site.
+_OPTIONAL = ("site",)
 _NUMERIC = {"value": np.float64, "repeat": np.int64, "step": np.int64}
-# Rows one step can add: up to 4 operations × 4 window rows, plus 3 growth levels.
-ROWS_PER_STEP = 19
+# How the reserved arrays hold a repeat or step that is not given (they cannot hold None
+# without allocating per value); the table has null there.
+_NOT_GIVEN = -1
 
 
 class Recorder:
@@ -19,7 +22,8 @@ class Recorder:
     The recorder lives in the measured process, so recording must not allocate what the
     measurement would count: values go into arrays reserved (and written, so their pages
     are resident) before the baseline, text as small integer codes. A step's records
-    then cost nothing that its growth or peak figures could see.
+    then cost nothing that its growth or peak figures could see. ``repeat`` and
+    ``step`` are None (null in the table) for a value not tied to one repeat or step.
     """
 
     def __init__(self, common: dict):
@@ -33,8 +37,9 @@ class Recorder:
     def reserve(self, rows: int) -> None:
         """Room for ``rows`` more values, allocated now."""
         capacity = self._size + rows
-        for name, dtype in {**dict.fromkeys(_CODED, np.int32), **_NUMERIC}.items():
-            column = np.full(capacity, -1, dtype=dtype)
+        coded = dict.fromkeys((*_CODED, *_OPTIONAL), np.int32)
+        for name, dtype in {**coded, **_NUMERIC}.items():
+            column = np.full(capacity, _NOT_GIVEN, dtype=dtype)
             if name in self._arrays:
                 column[: self._size] = self._arrays[name][: self._size]
             self._arrays[name] = column
@@ -45,7 +50,9 @@ class Recorder:
             code = self._texts[text] = len(self._texts)
         return code
 
-    def add(self, phase, operation, metric, reading: probes.Reading, repeat=-1, step=-1):
+    def add(
+        self, phase, operation, metric, reading: probes.Reading, repeat=None, step=None, site=None
+    ):
         if self._size == len(self._arrays["value"]):
             self.reserve(max(256, self._size))
         index, arrays = self._size, self._arrays
@@ -53,8 +60,9 @@ class Recorder:
         for name, text in zip(_CODED, texts, strict=True):
             arrays[name][index] = self._code(text)
         arrays["value"][index] = reading.value
-        arrays["repeat"][index] = repeat
-        arrays["step"][index] = step
+        arrays["repeat"][index] = _NOT_GIVEN if repeat is None else repeat
+        arrays["step"][index] = _NOT_GIVEN if step is None else step
+        arrays["site"][index] = _NOT_GIVEN if site is None else self._code(site)
         if reading.reason:
             self._reasons[index] = reading.reason
         self._size += 1
@@ -64,7 +72,12 @@ class Recorder:
         if name in _CODED:
             names = np.array(list(self._texts), dtype=object)
             return names[values].tolist()
-        return values.tolist()
+        if name in _OPTIONAL:
+            names = list(self._texts)
+            return [None if v == _NOT_GIVEN else names[v] for v in values.tolist()]
+        if name == "value":
+            return values.tolist()
+        return [None if v == _NOT_GIVEN else v for v in values.tolist()]
 
     def find(self, phase: str, metric: str) -> list[dict]:
         """The rows of one phase and metric, as dicts."""
@@ -77,11 +90,11 @@ class Recorder:
 
     def table(self):
         count = self._size
-        columns = {name: self._column(name) for name in (*_CODED, *_NUMERIC)}
+        columns = {name: self._column(name) for name in (*_CODED, *_OPTIONAL, *_NUMERIC)}
         columns["reason"] = [self._reasons.get(i) for i in range(count)]
         return to_table_columns({**{k: [v] * count for k, v in self.common.items()}, **columns})
 
-    def window(self, phase, operation, window: probes.Window, repeat=-1, step=-1, per=1):
+    def window(self, phase, operation, window: probes.Window, repeat=None, step=None, per=1):
         """The standard rows of one measured window (per ``per`` agents where that applies)."""
         self.add(phase, operation, "call_seconds", seconds(window.seconds / per), repeat, step)
         self.add(phase, operation, "call_peak_bytes", window.kernel_peak, repeat, step)

@@ -6,7 +6,11 @@ resident memory (RSS of the child and its descendants: real pages, so JAX's larg
 virtual reservations do not count, and the child's own high-water mark) and kills it
 when it passes the cap. A spike between two polls is caught when the child has exited,
 from its peak: the high-water mark the worker reports over its whole life (the harness
-resets the kernel's mark at every window) and the kernel's ``ru_maxrss``.
+resets the kernel's mark at every window) and the kernel's ``ru_maxrss``. Where the
+kernel offers a hard limit (a memory cgroup, :mod:`memsweep.harness.limits`), the child
+runs inside one set a little above the cap, so a child that allocates faster than the
+polls come round is killed by the kernel, and its record says so. Every record says
+which of these held it (``cap_enforcement``).
 
 A child that raises, passes its cap or dies by a signal still yields its Parquet file,
 with ``status`` = failed and the reason. The child runs in a session of its own: when
@@ -32,7 +36,7 @@ from pathlib import Path
 import psutil
 
 from memsweep.files import remove_partials
-from memsweep.harness import probes
+from memsweep.harness import limits, probes
 from memsweep.plan.jobs import Job, reference_job
 from memsweep.results.schema import to_table, write_measurements
 
@@ -41,6 +45,24 @@ PROBE = probes.Supervisor.name
 WORKER = [sys.executable, "-m", "memsweep.harness.worker"]
 # Signals that ask the supervising process to stop: the child is stopped first.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# A measured process computes on one thread (BLAS, OpenMP, XLA's CPU backend): a job's
+# timings then do not depend on what else runs on the machine's other cores, and jobs
+# side by side do not oversubscribe them. Memory figures do not depend on it.
+SINGLE_THREADED = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+}
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    """The measured child's environment: ours, single-threaded (the user's own XLA flags
+    kept after ours, so theirs win), plus ``extra``."""
+    environment = {**os.environ, **SINGLE_THREADED, **extra}
+    if os.environ.get("XLA_FLAGS"):
+        environment["XLA_FLAGS"] = f"{SINGLE_THREADED['XLA_FLAGS']} {os.environ['XLA_FLAGS']}"
+    return environment
 
 
 @dataclass(frozen=True)
@@ -50,6 +72,7 @@ class Outcome:
     phase: str | None
     peak_rss_bytes: int
     seconds: float
+    enforcement: str | None = None  # what held the cap (the record's cap_enforcement)
 
 
 class Interrupted(SystemExit):
@@ -270,15 +293,41 @@ def run_child(
     return outcome
 
 
+def _enforcement(limit, mem_cap_mb: float | None) -> str:
+    """What holds a job to its cap, in words, for the record's ``cap_enforcement``."""
+    if mem_cap_mb is None:
+        return "no memory cap"
+    checks = f"polls every {POLL_SECONDS * 1000:g} ms, post-exit peak"
+    if isinstance(limit, limits.HardLimit):
+        return f"{limit.describe()}, {checks}"
+    return f"{checks} (no hard limit: {limit.reason})"
+
+
 def _watch(command: list[str], mem_cap_mb: float | None, files: _Files) -> Outcome:
-    cap = None if mem_cap_mb is None else mem_cap_mb * 1e6
     started = time.perf_counter()
     if _noted:  # stopped before this child started: start nothing
         reason = f"interrupted by {_interrupted_by()}"
         return Outcome(False, reason, None, 0, time.perf_counter() - started)
+    if mem_cap_mb is None:
+        limit = limits.NoLimit("no memory cap")
+    else:  # the kernel's limit, a little above the cap: the polls usually stop it first
+        limit = limits.create(limits.with_margin(mem_cap_mb * 1e6))
+    try:
+        return _watch_child(command, mem_cap_mb, files, limit, started)
+    finally:
+        limit.remove()  # the child and its tree are reaped or killed by now
+
+
+def _watch_child(command, mem_cap_mb, files: _Files, limit, started: float) -> Outcome:
+    cap = None if mem_cap_mb is None else mem_cap_mb * 1e6
+    enforcement = _enforcement(limit, mem_cap_mb)
     with open(files.log, "wb") as log:
         child = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            limit.command(command),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=child_environment(**{limits.RECORD_VARIABLE: enforcement}),
         )
     tree_peak = own_peak = inherited = 0
     over_cap_at = None
@@ -295,6 +344,10 @@ def _watch(command: list[str], mem_cap_mb: float | None, files: _Files) -> Outco
     finally:
         usage = _stop_and_reap(child)
     seconds = time.perf_counter() - started
+
+    def outcome(ok: bool, reason: str | None, phase: str | None, peak: int) -> Outcome:
+        return Outcome(ok, reason, phase, peak, seconds, enforcement)
+
     phase = files.last_phase()
     if over_cap_at is not None:
         peak = max(tree_peak, own_peak)
@@ -302,14 +355,22 @@ def _watch(command: list[str], mem_cap_mb: float | None, files: _Files) -> Outco
             f"exceeded memory cap of {mem_cap_mb:g} MB at phase {over_cap_at} "
             f"(peak resident {peak / 1e6:.0f} MB when stopped)"
         )
-        return Outcome(False, reason, over_cap_at, peak, seconds)
+        return outcome(False, reason, over_cap_at, peak)
     if _noted:
         reason = f"interrupted by {_interrupted_by()}"
-        return Outcome(False, reason, phase, max(tree_peak, own_peak), seconds)
+        return outcome(False, reason, phase, max(tree_peak, own_peak))
     # A spike between two polls: the child's peak over its whole life, now that it ended.
     reported, reported_phase = files.reported_peak()
     from_rusage = _own_peak_from_rusage(usage, inherited)
     peak = max(tree_peak, own_peak, reported, from_rusage)
+    if limit.oom_kills():  # faster than the polls: the kernel stopped it at its limit
+        reason = (
+            f"exceeded memory cap of {mem_cap_mb:g} MB at phase {phase or 'start'}: "
+            f"killed by the kernel's hard limit of {limit.limit_bytes / 1e6:.0f} MB "
+            f"(cgroup v{limit.version} {limit.settings[0][0]}, the cap plus a margin; "
+            f"peak resident {peak / 1e6:.0f} MB)"
+        )
+        return outcome(False, reason, phase, peak)
     if cap is not None and peak > cap:
         source = "reported by the child" if reported >= from_rusage else "ru_maxrss of the child"
         at = reported_phase if reported >= from_rusage and reported_phase else phase
@@ -318,11 +379,11 @@ def _watch(command: list[str], mem_cap_mb: float | None, files: _Files) -> Outco
             f"(peak resident {peak / 1e6:.0f} MB, {source} after it exited: "
             "a spike between two polls)"
         )
-        return Outcome(False, reason, at, peak, seconds)
+        return outcome(False, reason, at, peak)
     if child.returncode != 0:
         reason = _reason_from_exit(child.returncode, files.error, files.log)
-        return Outcome(False, reason, phase, peak, seconds)
-    return Outcome(True, None, phase, peak, seconds)
+        return outcome(False, reason, phase, peak)
+    return outcome(True, None, phase, peak)
 
 
 def failed_record(job: Job, outcome: Outcome, out: str | Path) -> Path:
@@ -332,6 +393,7 @@ def failed_record(job: Job, outcome: Outcome, out: str | Path) -> Path:
     row = {
         **job.columns(),
         **provenance(job.backend),
+        "cap_enforcement": outcome.enforcement,
         "phase": "failure",
         "operation": outcome.phase or "start",
         "metric": "child_peak_rss_bytes",
@@ -340,8 +402,8 @@ def failed_record(job: Job, outcome: Outcome, out: str | Path) -> Path:
         "unit": "B",
         "status": "failed",
         "reason": outcome.reason,
-        "repeat": -1,
-        "step": -1,
+        "repeat": None,  # tied to no repeat and no step
+        "step": None,
     }
     return write_measurements(to_table([row]), out)
 

@@ -73,7 +73,7 @@ class HighWater:
     def report(self, path: str | None) -> None:
         self.read()
         if path:
-            with atomic(path) as temporary:
+            with atomic(path, durable=False) as temporary:  # scratch: read once, now
                 report = {"peak_bytes": self.peak, "phase": self.peak_phase}
                 temporary.write_text(json.dumps(report))
 
@@ -102,7 +102,9 @@ def _phase_writer(path: str | None, high_water: HighWater):
         high_water.enter(phase)
         if path:
             # Atomically: the supervisor polls this file and must never read it empty.
-            with atomic(path) as temporary:
+            # Not durable: scratch that no one reads after a crash, and a phase change
+            # should not wait for the disk.
+            with atomic(path, durable=False) as temporary:
                 temporary.write_text(phase)
 
     return write

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 from memsweep.plan import config as config_module
 from memsweep.plan.config import ConfigError
+from memsweep.plan.fitted import Predictor
 from memsweep.plan.jobs import CORE_AXES, MODEL_SETTINGS, Job, unsupported_reason
-from memsweep.plan.predict import predict_mb
+from memsweep.plan.predict import ANALYTIC, predicted
 
 # CORE_AXES (Job's axes) are the axes every sweep has, in the order of the output folders;
 # extra axes (model settings promoted to axes) follow `sharing`; `policy_len` names the file.
@@ -29,6 +30,7 @@ class PlannedJob:
     reason: str | None
     predicted_mb: float
     axes: tuple[str, ...] = field(default=CORE_AXES)
+    predicted_by: str = ANALYTIC  # "fit": the sweep's fitted predictor; else the formula
 
     @property
     def path(self) -> str:
@@ -40,6 +42,7 @@ class PlannedJob:
             "status": self.status,
             "reason": self.reason,
             "predicted_mb": self.predicted_mb,
+            "predicted_by": self.predicted_by,
             "path": self.path if self.status == RUN else None,
             "reference": reference_path(self.job, self.axes),
         }
@@ -77,23 +80,27 @@ def jobs_from_config(config: dict) -> tuple[list[Job], tuple[str, ...]]:
     return jobs, axes
 
 
-def plan_job(job: Job, axes: tuple[str, ...], max_job_mb: float) -> PlannedJob:
-    predicted = round(predict_mb(job), 1)
+def plan_job(
+    job: Job, axes: tuple[str, ...], max_job_mb: float, predictor: Predictor | None = None
+) -> PlannedJob:
+    mb, by = predicted(job, predictor)
+    mb = round(mb, 1)
     reason = unsupported_reason(job)
     if reason:
-        return PlannedJob(job, UNSUPPORTED, reason, predicted, axes)
-    if predicted > max_job_mb:
-        reason = f"predicted {predicted:.0f} MB > budget.max_job_mb {max_job_mb:g} MB"
-        return PlannedJob(job, OVER_BUDGET, reason, predicted, axes)
-    return PlannedJob(job, RUN, None, predicted, axes)
+        return PlannedJob(job, UNSUPPORTED, reason, mb, axes, by)
+    if mb > max_job_mb:
+        reason = f"predicted {mb:.0f} MB > budget.max_job_mb {max_job_mb:g} MB"
+        return PlannedJob(job, OVER_BUDGET, reason, mb, axes, by)
+    return PlannedJob(job, RUN, None, mb, axes, by)
 
 
-def plan(config: dict) -> list[PlannedJob]:
-    """Every configuration of ``config`` (checked here, defaults filled in), planned."""
+def plan(config: dict, predictor: Predictor | None = None) -> list[PlannedJob]:
+    """Every configuration of ``config`` (checked here, defaults filled in), planned, its
+    memory predicted by ``predictor`` where it covers the backend (else the formula)."""
     config = config_module.check(config)
     jobs, axes = jobs_from_config(config)
     max_job_mb = float(config["budget"]["max_job_mb"])
-    planned = [plan_job(job, axes, max_job_mb) for job in jobs]
+    planned = [plan_job(job, axes, max_job_mb, predictor) for job in jobs]
     if not any(p.status == RUN for p in planned):
         over = [p.predicted_mb for p in planned if p.status == OVER_BUDGET]
         if not over:
@@ -139,6 +146,8 @@ def summary(planned: list[PlannedJob]) -> str:
         f"  predicted peak memory of a job: largest {largest.predicted_mb:.0f} MB "
         f"({largest.path}); {total / 1e3:.1f} GB summed over the {len(runnable)} to run"
     )
+    by = Counter(p.predicted_by for p in runnable)
+    lines.append("  predicted by: " + ", ".join(f"{k}: {v}" for k, v in sorted(by.items())))
     references = {reference_path(p.job, p.axes) for p in runnable}
     pattern = "/".join(f"{axis}=…" for axis in folder_axes(axes))
     lines.append(

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from memsweep.report.queries import Tables, config_label, selector, slice_of
+from memsweep.report.formats import Unresolved
+from memsweep.report.queries import Resolution, Tables, config_label, selector, slice_of
 
 CONFIRMED, REFUTED, NOT_COMPARABLE = "confirmed", "refuted", "not comparable"
 
@@ -125,10 +126,11 @@ def _figures(tables: Tables, compare: dict, probe: str) -> pd.DataFrame:
     sel = selector(**{"operation": None, **compare["select"], "probe": probe})
     table = tables.per_config(sel)
     if compare["kind"] == "ratio":
-        denominator = tables.per_config(compare["denominator"])[["config_id", "value"]]
+        denominator = tables.per_config(compare["denominator"])[["config_id", "value", "resolved"]]
         table = table.merge(denominator, on="config_id", suffixes=("", "_den"))
         table = table.assign(
-            value=table.value / (table.value_den * compare.get("denominator_scale", 1))
+            value=table.value / (table.value_den * compare.get("denominator_scale", 1)),
+            resolved=table.resolved.astype(bool) & table.resolved_den.astype(bool),
         )
     return table[table.value.notna()]
 
@@ -166,6 +168,15 @@ def _compare(tables: Tables, claim: dict, compare: dict, probe: str) -> Row:
     if table.empty:
         base.why = f"no ok rows for {quantity}"
         return base
+    below = table[~table.resolved.astype(bool)]
+    table = table[table.resolved.astype(bool)]  # a figure below resolution is no evidence
+    resolution = below.resolution.max()
+    below_why = f"below {probe}'s resolution" + (
+        f" ({Unresolved(resolution)})" if pd.notna(resolution) else ""
+    )
+    if table.empty:
+        base.why = f"every figure is {below_why}"
+        return base
     where = dict(compare.get("where") or {})
     if kind == "saving":
         axis, (old, new) = next(iter(compare["change"].items()))
@@ -178,7 +189,9 @@ def _compare(tables: Tables, claim: dict, compare: dict, probe: str) -> Row:
     if values.empty:
         if kind == "saving":
             base.why = _missing(table, {axis: new})
-            if not base.why.startswith("no measured configuration has"):
+            if (below[axis] == new).any():  # measured, but no evidence
+                base.why = f"the {axis}={new} twins' figures are {below_why}"
+            elif not base.why.startswith("no measured configuration has"):
                 base.why = f"no qualifying configuration has its {axis}={new} twin measured"
         else:
             base.why = f"no qualifying configuration has two values of {compare.get('axis')}"
@@ -243,9 +256,12 @@ def _values(qualifying: pd.DataFrame, table: pd.DataFrame, compare: dict) -> pd.
     raise ValueError(f"unknown comparison kind {kind!r}")
 
 
-def evaluate(frame: pd.DataFrame, claims: list[dict] | None = None) -> list[Row]:
-    """One row per claim, comparison and probe."""
-    tables = Tables(frame)
+def evaluate(
+    frame: pd.DataFrame, claims: list[dict] | None = None, resolution: Resolution | None = None
+) -> list[Row]:
+    """One row per claim, comparison and probe; figures below their probe's ``resolution``
+    (probe -> bytes) are left out."""
+    tables = Tables(frame, resolution)
     out = []
     for claim in claims if claims is not None else load():
         for compare in claim["compare"]:

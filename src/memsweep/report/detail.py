@@ -9,16 +9,18 @@ from memsweep.report import text
 from memsweep.report.document import Section, Table
 from memsweep.report.figures import LEVEL_PROBES
 from memsweep.report.fits import fit_text, reading
-from memsweep.report.formats import fmt_bytes, fmt_percent, fmt_seconds, plain
+from memsweep.report.formats import Unresolved, fmt_bytes, fmt_percent, fmt_seconds, plain
 from memsweep.report.hotspots import FIX_SHARE, WHERE_SHARE, Hotspot
 from memsweep.report.queries import (
     FIX_AXES,
     config_label,
+    figure,
     footprint_text,
     model_arrays,
     rows,
     selector,
     selector_text,
+    summarised_by,
 )
 
 
@@ -26,6 +28,14 @@ def _per_agent(h: Hotspot, value: float, agents: int) -> str:
     if not h.consumer.per_agent or agents <= 1:
         return ""
     return f", {fmt_bytes(value / agents)} per agent"
+
+
+def _measured(h: Hotspot, probe: str, row: pd.Series, agents: int) -> str:
+    """One probe's worst figure; below the probe's resolution, ``< N`` and nothing per agent."""
+    shown = figure(row)
+    if isinstance(shown, Unresolved):
+        return f"{probe}: {shown} (below its resolution)"
+    return f"{probe}: {fmt_bytes(shown)}{_per_agent(h, shown, agents)}"
 
 
 def _saving(s, h: Hotspot | None = None, agents: int = 1) -> str:
@@ -112,8 +122,9 @@ def _growth_shape(frame: pd.DataFrame, h: Hotspot) -> str:
 def hotspot_section(h: Hotspot, position: int, frame: pd.DataFrame) -> Section:
     agents = int(h.base["agents"])
     sizes = [
-        f"{probe}: {fmt_bytes(row.value)}{_per_agent(h, row.value, agents)} in {row.config_id} "
-        f"({config_label(row)}), median of {int(row.rows)} rows, rank {h.ranks.get(probe, '—')}"
+        f"{_measured(h, probe, row, agents)} in {row.config_id} ({config_label(row)}), "
+        f"{summarised_by(h.selectors[probe]['metric'])} of {int(row.rows)} rows, "
+        f"rank {h.ranks.get(probe, '—')}"
         for probe, row in h.worst.items()
     ]
     where = "; ".join(f"{axis}: {', '.join(map(str, values))}" for axis, values in h.where.items())
@@ -140,16 +151,19 @@ def hotspot_section(h: Hotspot, position: int, frame: pd.DataFrame) -> Section:
     return section.table(variants_table(h)) if h.fixes else section
 
 
+BELOW = "below resolution"  # a saving not computed: one of its figures is below resolution
+
+
 def variants_table(h: Hotspot) -> Table:
     """Every measured one-axis variant of the worst configuration, with its savings."""
     out = []
     for fix in h.fixes:
         row = {"change": fix.label(), "variant": fix.variant}
         for probe, s in fix.saving.items():
-            row[f"saving [{probe}]"] = s.bytes
-            row[f"saving % [{probe}]"] = s.fraction
+            row[f"saving [{probe}]"] = BELOW if s.unresolved else s.bytes
+            row[f"saving % [{probe}]"] = BELOW if s.unresolved else s.fraction
         for family, s in fix.footprint.items():
-            row[f"{family} footprint saving %"] = s.fraction
+            row[f"{family} footprint saving %"] = BELOW if s.unresolved else s.fraction
         row["max_abs_qs_error"] = fix.precision["max_abs_qs_error"][1]
         row["action_agreement"] = fix.precision["action_agreement"][1]
         before, after = fix.step_seconds

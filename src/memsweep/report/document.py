@@ -33,7 +33,7 @@ class Table:
 class Section:
     title: str
     level: int = 2
-    blocks: list = field(default_factory=list)  # (kind, content): text|items|table|figure
+    blocks: list = field(default_factory=list)  # (kind, content): text|items|table|figure|link
     subsections: list[Section] = field(default_factory=list)
 
     def text(self, text: str) -> Section:
@@ -46,6 +46,11 @@ class Section:
 
     def table(self, table: Table) -> Section:
         self.blocks.append(("table", table))
+        return self
+
+    def link(self, text: str, href: str) -> Section:
+        """A link to a file beside the report (``href`` relative to the report's folder)."""
+        self.blocks.append(("link", (text, href)))
         return self
 
     def figure(self, name: str, path: Path, caption: str) -> Section:

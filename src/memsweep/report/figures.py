@@ -189,7 +189,7 @@ def step_time_vs_grid(frame: pd.DataFrame, path: Path) -> Path:
 
 def _last_steps(frame: pd.DataFrame) -> pd.DataFrame:
     """Growth rows of the largest grid and agent count, private models where measured."""
-    chosen = frame[(frame.phase == "growth") & (frame.status == "ok") & (frame.step >= 0)]
+    chosen = frame[(frame.phase == "growth") & (frame.status == "ok") & frame.step.notna()]
     if chosen.empty:
         return chosen
     chosen = chosen[(chosen.grid == chosen.grid.max()) & (chosen.agents == chosen.agents.max())]

@@ -10,15 +10,22 @@ import pandas as pd
 from scipy import stats
 
 from memsweep.harness import probes
-from memsweep.report.queries import CONFIG, FIX_AXES, per_config, selector, slice_of
+from memsweep.report.queries import (
+    CONFIG,
+    FIX_AXES,
+    Resolution,
+    per_config,
+    selector,
+    slice_of,
+)
 
 # The whole-configuration figures whose scaling the report tabulates.
 SCALED = (
     ("summary", "all", "peak_bytes", probes.VMHWM),
     ("summary", "all", "peak_bytes", probes.TRACEMALLOC),
     ("summary", "all", "model_bytes", probes.EXACT),
-    ("summary", "all", "agent_bytes", probes.TRACEMALLOC),
-    ("summary", "all", "agent_bytes", probes.USS),
+    ("summary", "all", "per_agent_bytes", probes.TRACEMALLOC),
+    ("summary", "all", "per_agent_bytes", probes.ANON),
     ("summary", "all", "step_seconds", probes.CLOCK),
 )
 # The columns that vary within one slice of the scaling table.
@@ -122,12 +129,13 @@ def _fit_value(fit: Fit | None) -> float:
     return np.nan if fit is None else round(fit.exponent, 3)
 
 
-def scaling_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Exponents in N and in agents per slice (every setting but grid and agents fixed)."""
+def scaling_table(frame: pd.DataFrame, resolution: Resolution | None = None) -> pd.DataFrame:
+    """Exponents in N and in agents per slice (every setting but grid and agents fixed),
+    from the figures at or above their probe's ``resolution`` (probe -> bytes) only."""
     out = []
     for parts in SCALED:
-        table = per_config(frame, selector(*parts))
-        table = table[table.value.notna()]
+        table = per_config(frame, selector(*parts), resolution)
+        table = table[table.value.notna() & table.resolved.astype(bool)]
         if table.empty:
             continue
         slice_columns = [c for c in CONFIG if c in table and c not in SLICE_FREE]

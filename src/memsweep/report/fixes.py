@@ -3,7 +3,8 @@
 A fix is a measured configuration that differs from the hotspot's worst
 configuration in one axis only (backend, storage, dtype or sharing); its saving
 is the difference of the two configurations' figures under the same probe. No
-saving is computed under a probe that cannot see one of the two backends.
+saving is computed under a probe that cannot see one of the two backends, nor from a
+figure below its probe's resolution (the saving then says so).
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ import pandas as pd
 
 from memsweep import agents
 from memsweep.harness import probes
+from memsweep.report.formats import Unresolved
 from memsweep.report.queries import (
     FIX_AXES,
     FOOTPRINTS,
     Tables,
+    figure_of,
+    is_resolved,
     rows,
     selector,
     slice_of,
-    value_of,
+    summarised_by,
+    summed,
 )
 
 PRECISION = ("max_abs_qs_error", "max_kl_qs", "action_agreement")
@@ -29,16 +34,32 @@ PRECISION = ("max_abs_qs_error", "max_kl_qs", "action_agreement")
 
 @dataclass
 class Saving:
-    """``base`` against ``variant`` under one probe (positive: the variant holds less)."""
+    """``base`` against ``variant`` under one probe (positive: the variant holds less).
+
+    A figure below its probe's resolution is :class:`Unresolved`: no saving is computed
+    from it (``bytes`` and ``fraction`` are None) and ``note`` says which one it was.
+    """
 
     probe: str
-    base: float | None
-    variant: float | None
+    base: float | Unresolved | None
+    variant: float | Unresolved | None
     note: str = ""  # how the variant's figure was read, where not like the base's
+
+    def __post_init__(self):
+        below = [
+            f"{name} below {self.probe}'s resolution ({figure})"
+            for name, figure in (("base", self.base), ("variant", self.variant))
+            if isinstance(figure, Unresolved)
+        ]
+        self.note = "; ".join(filter(None, [*below, self.note]))
+
+    @property
+    def unresolved(self) -> bool:
+        return isinstance(self.base, Unresolved) or isinstance(self.variant, Unresolved)
 
     @property
     def bytes(self) -> float | None:
-        if self.base is None or self.variant is None:
+        if self.base is None or self.variant is None or self.unresolved:
             return None
         return self.base - self.variant
 
@@ -90,16 +111,24 @@ def neighbours(configs: pd.DataFrame, base: pd.Series) -> pd.DataFrame:
 def _variant_value(tables: Tables, sel: dict, config_id: str) -> tuple[float | None, str]:
     """The variant's figure; for an operation it does not have (another backend), the
     sum over the operations it has in that phase: JAX's one ``step`` does the work of
-    numpy's ``infer_states`` + ``infer_policies`` + ``sample_action``."""
-    value = tables.value(sel, config_id)
+    numpy's ``infer_states`` + ``infer_policies`` + ``sample_action`` (resolved as
+    :func:`~memsweep.report.queries.summed` says)."""
+    value = tables.figure(sel, config_id)
     if value is not None or sel["operation"] is None:
         return value, ""
-    chosen = rows(tables.frame, {**sel, "operation": None})
+    chosen = rows(tables.frame, {**sel, "operation": None}, tables.resolution)
     chosen = chosen[chosen.config_id == config_id]
     if chosen.empty:
         return None, ""
-    per_operation = chosen.groupby("operation").value.median()
-    return float(per_operation.sum()), f"variant: sum over its {', '.join(per_operation.index)}"
+    per_operation = chosen.groupby("operation").agg(
+        value=("value", summarised_by(sel["metric"])), resolution=("resolution", "max")
+    )
+    per_operation = per_operation.assign(
+        resolved=is_resolved(per_operation.value, per_operation.resolution)
+    )
+    total, resolution = summed(per_operation)
+    figure = Unresolved(resolution) if abs(total) < resolution else total
+    return figure, f"variant: sum over its {', '.join(per_operation.index)}"
 
 
 def _footprint(tables: Tables, family: str, base: pd.Series, variant: pd.Series) -> Saving:
@@ -108,7 +137,7 @@ def _footprint(tables: Tables, family: str, base: pd.Series, variant: pd.Series)
     if why:
         return Saving(family, None, None, why)
     table = tables.footprint(family)
-    return Saving(family, value_of(table, base.config_id), value_of(table, variant.config_id))
+    return Saving(family, figure_of(table, base.config_id), figure_of(table, variant.config_id))
 
 
 def fix(tables: Tables, selectors: dict, base: pd.Series, variant: pd.Series) -> Fix:
@@ -120,7 +149,7 @@ def fix(tables: Tables, selectors: dict, base: pd.Series, variant: pd.Series) ->
             saving[probe] = Saving(probe, None, None, why)
             continue
         value, note = _variant_value(tables, sel, variant.config_id)
-        saving[probe] = Saving(probe, tables.value(sel, base.config_id), value, note)
+        saving[probe] = Saving(probe, tables.figure(sel, base.config_id), value, note)
 
     def both(sel: dict) -> tuple[float | None, float | None]:
         return tables.value(sel, base.config_id), tables.value(sel, variant.config_id)

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """A figure below its probe's resolution (bytes): shown as ``< 1 MB``, and not a
+    number, so that nothing ranks, subtracts or divides it by mistake."""
+
+    resolution: float
+
+    def __str__(self) -> str:
+        if math.isinf(self.resolution):
+            return "below resolution (at every calibrated size)"
+        return f"< {fmt_bytes(self.resolution)}"
 
 
 def missing(value) -> bool:
@@ -21,9 +35,12 @@ def plain(value) -> str:
 
 
 def fmt_bytes(value) -> str:
-    """Decimal units, three significant figures; a negative figure keeps its sign."""
+    """Decimal units, three significant figures; a negative figure keeps its sign; a
+    figure below its probe's resolution as ``< 1 MB``; text as it is."""
     if missing(value):
         return "—"
+    if isinstance(value, Unresolved | str):
+        return str(value)
     for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
         if abs(value) >= size:
             return f"{value / size:.3g} {unit}"
@@ -31,6 +48,8 @@ def fmt_bytes(value) -> str:
 
 
 def fmt_percent(value) -> str:
+    if isinstance(value, str):  # text (why there is no share) as it is
+        return value
     return "—" if missing(value) else f"{100 * value:.1f} %"
 
 

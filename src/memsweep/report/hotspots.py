@@ -5,6 +5,8 @@ because figures of different probes are never compared: tracemalloc is blind to
 XLA's buffers, and VmHWM misses a temporary that reuses heap pages already
 resident. A hotspot's rank is its best rank under any probe; its fixes are the
 measured one-axis variants of its worst configuration (:mod:`memsweep.report.fixes`).
+Figures below their probe's resolution rank nothing, set no share and enter no fit:
+they are kept only to be shown as ``< N`` (:func:`memsweep.report.queries.figure`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from memsweep.report import fixes
 from memsweep.report.consumers import CONSUMERS, Consumer
 from memsweep.report.fits import Fit, scaling
 from memsweep.report.fixes import Fix
-from memsweep.report.queries import Tables, selector, slice_of
+from memsweep.report.queries import Resolution, Tables, selector, slice_of
 
 # A fix must save at least this share of the hotspot under its ranking probe: smaller
 # differences are within the run-to-run spread of the process probes.
@@ -40,7 +42,9 @@ class Hotspot:
     rank: int
     ranks: dict[str, int]  # probe -> rank within that probe
     probe: str  # the probe it ranks best under: its fix is chosen by this probe's figure
-    worst: dict[str, pd.Series]  # probe -> the worst configuration's row (value, rows, axes)
+    # probe -> the worst configuration's row (value, rows, axes, resolved): the largest
+    # resolved figure, or where the probe resolves none, the largest unresolved one
+    worst: dict[str, pd.Series]
     selectors: dict[str, dict]
     where: dict[str, list]
     fits: dict[str, dict[str, Fit | None]]  # probe -> {"states": Fit, "agents": Fit}
@@ -85,8 +89,8 @@ def _measured(tables: Tables) -> dict[tuple[str, str], dict]:
                 sel = selector(consumer.phase, operation, metric, probe)
                 table = tables.per_config(sel)
                 table = table[table.value.notna()]
-                if table.empty or table.value.max() <= 0:
-                    continue
+                if table.empty or (table.resolved.all() and table.value.max() <= 0):
+                    continue  # kept where a figure is below resolution, to show it so
                 entry = found.setdefault((consumer.key, operation), {"consumer": consumer})
                 entry.setdefault("tables", {})[probe] = table
                 entry.setdefault("selectors", {})[probe] = sel
@@ -98,14 +102,25 @@ def _ranks(found: dict, ranking: tuple[str, ...]) -> dict[tuple[str, str], dict[
     ranks: dict[tuple[str, str], dict[str, int]] = {key: {} for key in found}
     for probe in ranking:
         worst = sorted(
-            ((e["tables"][probe].value.max(), key) for key, e in found.items()
-             if probe in e["tables"]),
+            ((resolved(e["tables"][probe]).value.max(), key) for key, e in found.items()
+             if probe in e["tables"] and (resolved(e["tables"][probe]).value > 0).any()),
             reverse=True,
         )  # fmt: skip
         ranked = [(v, key) for v, key in worst if v >= RANK_SHARE * worst[0][0]]
         for position, (_, key) in enumerate(ranked, start=1):
             ranks[key][probe] = position
     return ranks
+
+
+def resolved(table: pd.DataFrame) -> pd.DataFrame:
+    """The figures at or above their probe's resolution: the only ones compared."""
+    return table[table.resolved.astype(bool)]
+
+
+def _worst(table: pd.DataFrame) -> pd.Series:
+    """The largest resolved figure's row; where none is resolved, the largest unresolved."""
+    chosen = resolved(table) if table.resolved.any() else table
+    return chosen.loc[chosen.value.idxmax()]
 
 
 def _where(table: pd.DataFrame, worst: float) -> dict[str, list]:
@@ -116,9 +131,9 @@ def _where(table: pd.DataFrame, worst: float) -> dict[str, list]:
 def _hotspot(tables, plan, key, entry, ranks, ranking) -> Hotspot:
     best = min(ranks.values())
     probe = next(p for p in ranking if ranks.get(p) == best)
-    worst = {p: t.loc[t.value.idxmax()] for p, t in entry["tables"].items()}
-    base = worst[probe]
-    table = entry["tables"][probe]
+    worst = {p: _worst(t) for p, t in entry["tables"].items()}
+    base = worst[probe]  # resolved: the ranking probe ranked it
+    table = resolved(entry["tables"][probe])
     hotspot = Hotspot(
         consumer=entry["consumer"],
         operation=key[1],
@@ -128,7 +143,7 @@ def _hotspot(tables, plan, key, entry, ranks, ranking) -> Hotspot:
         worst=worst,
         selectors=entry["selectors"],
         where=_where(table, base.value),
-        fits={p: scaling(t, base) for p, t in entry["tables"].items()},
+        fits={p: scaling(resolved(t), base) for p, t in entry["tables"].items()},
         fit_configs=sorted(slice_of(table, base, ("grid", "agents")).config_id),
     )
     near = fixes.neighbours(tables.configs, base)
@@ -139,9 +154,12 @@ def _hotspot(tables, plan, key, entry, ranks, ranking) -> Hotspot:
     return hotspot
 
 
-def rank(frame: pd.DataFrame, plan: pd.DataFrame | None = None) -> list[Hotspot]:
-    """Every consumer with a positive figure, best rank first, each with its fixes."""
-    tables = Tables(frame)
+def rank(
+    frame: pd.DataFrame, plan: pd.DataFrame | None = None, resolution: Resolution | None = None
+) -> list[Hotspot]:
+    """Every consumer with a positive figure at or above its probe's ``resolution``
+    (probe -> bytes; none given: every figure counts), best rank first, with its fixes."""
+    tables = Tables(frame, resolution)
     found = _measured(tables)
     ranking = ranking_probes(frame)
     ranks = _ranks(found, ranking)

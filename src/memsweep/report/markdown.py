@@ -24,6 +24,9 @@ def _block(kind: str, content, figure_base: str) -> list[str]:
         shown = content.shown().map(_cell)
         shown.columns = [_cell(c) for c in shown.columns]
         return [shown.to_markdown(index=False, disable_numparse=True), ""]
+    if kind == "link":
+        text, href = content
+        return [f"[{_text(text)}]({href.replace(' ', '%20')})", ""]
     if kind == "figure":
         name, path, caption = content
         return [f"![{name}]({figure_base}/{path.name})", "", f"*{caption}*", ""]

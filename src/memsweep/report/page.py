@@ -119,5 +119,8 @@ def render(title: str, sections) -> str:
                 parts.append(table(content))
             elif kind == "figure":
                 parts.append(figure(*content))
+            elif kind == "link":
+                text, href = content
+                parts.append(f'<p><a href="{esc(href)}">{esc(text)}</a></p>')
     parts.append(f"<script>{SORTER}</script></body></html>")
     return "\n".join(parts) + "\n"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from memsweep.report.queries import footprint, per_config, selector
+from memsweep.report.queries import Resolution, footprint, per_config, selector
 
 
 def pareto(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -20,10 +20,13 @@ def pareto(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
     return ordered.loc[front]
 
 
-def precision_points(frame: pd.DataFrame) -> pd.DataFrame:
-    """Largest grid and agent count: resident footprint and belief error per configuration."""
+def precision_points(frame: pd.DataFrame, resolution: Resolution | None = None) -> pd.DataFrame:
+    """Largest grid and agent count: resident footprint and belief error per configuration
+    (a footprint below its probes' ``resolution`` is left out: it ranks nothing)."""
     error = per_config(frame, selector("precision", "step", "max_abs_qs_error", "reference_trace"))
-    memory = footprint(frame, "resident").rename(columns={"value": "memory"})
+    memory = footprint(frame, "resident", resolution)
+    memory = memory.assign(memory=memory.value.where(memory.resolved.astype(bool)))
+    memory = memory[["config_id", "memory"]]
     points = error.merge(memory, on="config_id")
     if points.empty:
         return points

@@ -6,10 +6,13 @@ import pandas as pd
 
 from memsweep.harness import probes
 from memsweep.plan.predict import import_mb
-from memsweep.report.queries import FIX_AXES, footprint, per_config, selector
+from memsweep.report import predictor
+from memsweep.report.queries import FIX_AXES, Resolution, footprint, per_config, selector
 
 
-def prediction_table(frame: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
+def prediction_table(
+    frame: pd.DataFrame, plan: pd.DataFrame, resolution: Resolution | None = None
+) -> pd.DataFrame:
     """The plan's predicted MB beside the measured memory of each measured job.
 
     ``measured_mb``: import (USS growth while importing the backend) + the peak above
@@ -17,11 +20,16 @@ def prediction_table(frame: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
     in. The prediction's import term is a whole process's resident memory after the
     import, so it also holds the interpreter; ``above_import`` compares the rest only:
     the prediction less its import term against the measured peak above the baseline.
+    A measured figure below its probe's ``resolution`` (probe -> bytes) is left out (NaN):
+    no error is computed from it.
     """
-    whole = footprint(frame, "resident").rename(columns={"value": "measured"})
-    peak = per_config(frame, selector("summary", "all", "peak_bytes", probes.VMHWM))
-    peak = peak[["config_id", "value"]].rename(columns={"value": "peak"})
+    whole = footprint(frame, "resident", resolution)
+    whole = whole.assign(measured=whole.value.where(whole.resolved.astype(bool)))
+    whole = whole[["config_id", "measured"]]
+    peak = per_config(frame, selector("summary", "all", "peak_bytes", probes.VMHWM), resolution)
+    peak = peak.assign(peak=peak.value.where(peak.resolved.astype(bool)))[["config_id", "peak"]]
     keys = [*FIX_AXES, "grid", "agents", "config_id", "predicted_mb"]
+    keys += [column for column in ("predicted_by",) if column in plan]  # older plans lack it
     table = (
         plan[plan.status == "run"][keys].merge(whole, on="config_id").merge(peak, on="config_id")
     )
@@ -39,3 +47,13 @@ def prediction_table(frame: pd.DataFrame, plan: pd.DataFrame) -> pd.DataFrame:
         / table.measured_above_import_mb.where(table.measured_above_import_mb > 0),
     )
     return table.drop(columns=["measured", "peak"]).sort_values(list(FIX_AXES) + ["grid", "agents"])
+
+
+def leave_one_grid_out(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per backend, the error of the fitted predictor (:mod:`memsweep.report.predictor`)
+    on each grid when fitted without it: median |error| and the worst under-prediction."""
+    table = predictor.consumer_table(frame)
+    if table.empty:
+        return pd.DataFrame()
+    errors = predictor.leave_one_grid_out(table)
+    return predictor.logo_summary(errors, predictor.whole_process(table))

@@ -4,6 +4,12 @@ figure per configuration, and name configurations.
 A *selector* names rows by (phase, operation, metric, probe); :func:`per_config`
 turns them into one median per configuration. Every figure in the report goes
 through here, so a figure and the rows it came from are always one selector apart.
+
+Given the probes' resolutions (``memsweep.harness.calibration.resolution``: probe ->
+bytes), every row and figure in bytes carries its probe's ``resolution`` and whether it
+is ``resolved`` (its magnitude reaches the resolution). An unresolved figure is shown as
+``< N`` (:func:`figure`) and enters no ranking, saving or share: a temporary that reuses
+resident pages reads 0 under ``vmhwm``, which is no evidence that it costs nothing.
 """
 
 from __future__ import annotations
@@ -12,20 +18,22 @@ import numpy as np
 import pandas as pd
 
 from memsweep.harness import probes
+from memsweep.harness.calibration import TOLERANCE
+from memsweep.report.formats import Unresolved
 from memsweep.results.schema import CONFIG_FIELDS
 
 # Every column that names a configuration (``layout`` is an outcome, not a setting).
 CONFIG = [f.name for f in CONFIG_FIELDS if f.name != "layout"]
 # The axes a fix may change; the others (grid, agents, ...) set the problem, not the remedy.
 FIX_AXES = ("backend", "storage", "dtype", "sharing")
-# What "the whole configuration" means under each probe family. Resident: the import
-# (the process's unique pages it added) plus the kernel's peak above the post-import
-# baseline. Traced: the traced peak above that baseline (the import is not traced).
+# What "the whole configuration" means under each probe family, one probe each (figures
+# of two probes are never added). Resident: the process's highest resident set by the
+# kernel's peak, absolute (the import, the warm-up and the configuration). Traced: the
+# traced peak above the post-import baseline (the import is not traced).
 FOOTPRINTS = {
     "traced": (("summary", "all", "peak_bytes", probes.TRACEMALLOC),),
-    "resident": (("import", "load", "resident_bytes", probes.USS),
-                 ("summary", "all", "peak_bytes", probes.VMHWM)),
-}  # fmt: skip
+    "resident": (("summary", "all", "total_peak_bytes", probes.VMHWM),),
+}
 
 
 def selector(phase, operation, metric, probe) -> dict:
@@ -36,27 +44,82 @@ def selector_text(sel: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in sel.items() if v is not None) + " status=ok"
 
 
-def rows(frame: pd.DataFrame, sel: dict) -> pd.DataFrame:
-    """The ok rows a selector names (``operation`` None: any operation)."""
+Resolution = dict[str, float]  # probe -> bytes (``harness.calibration.resolution``)
+
+
+def is_resolved(value: pd.Series, resolution: pd.Series) -> pd.Series:
+    """Whether each figure reaches its resolution (none known: it does)."""
+    return resolution.isna() | (value.abs() >= resolution)
+
+
+def mark(chosen: pd.DataFrame, resolution: Resolution | None) -> pd.DataFrame:
+    """``chosen`` with ``resolution`` (its probe's, bytes; NaN for a probe not calibrated
+    or a figure not in bytes) and ``resolved``."""
+    limit = chosen.probe.map(resolution or {}).where(chosen.unit == "B").astype(float)
+    return chosen.assign(resolution=limit, resolved=is_resolved(chosen.value, limit))
+
+
+def rows(frame: pd.DataFrame, sel: dict, resolution: Resolution | None = None) -> pd.DataFrame:
+    """The ok rows a selector names (``operation`` None: any operation), marked."""
     mask = frame.status == "ok"
     for key, value in sel.items():
         if value is not None:
             mask &= frame[key] == value
-    return frame[mask]
+    return mark(frame[mask], resolution)
 
 
-def per_config(frame: pd.DataFrame, sel: dict) -> pd.DataFrame:
-    """One row per configuration: its config columns, the median value and the row count.
+def summarised_by(metric: str | None) -> str:
+    """How a configuration's rows of ``metric`` become one figure: a peak by its maximum
+    (a temporary that only some steps make is not lost to a median of zeros), anything
+    else (times, levels) by its median (one slow or noisy call does not set a figure)."""
+    return "max" if str(metric or "").endswith("peak_bytes") else "median"
 
-    The median runs over steps and repeats, so one slow or noisy call does not set a figure.
+
+def per_config(
+    frame: pd.DataFrame, sel: dict, resolution: Resolution | None = None
+) -> pd.DataFrame:
+    """One row per configuration: its config columns, its value over steps and repeats,
+    their ``median`` and ``p95``, the row count, the probe's ``resolution`` and whether the
+    value is ``resolved``.
+
+    The value is :func:`summarised_by` its metric (the first call is the ``compile``
+    phase, apart from the steps).
     """
-    chosen = rows(frame, sel)
+    chosen = rows(frame, sel, resolution)
     columns = [c for c in CONFIG if c in frame]
     if chosen.empty:
-        return pd.DataFrame(columns=[*columns, "value", "rows"])
-    values = chosen.groupby("config_id").value.agg(value="median", rows="size")
+        return pd.DataFrame(
+            columns=[*columns, "value", "median", "p95", "rows", "resolution", "resolved"]
+        )
+    values = chosen.groupby("config_id").agg(
+        value=("value", summarised_by(sel.get("metric"))),
+        median=("value", "median"),
+        p95=("value", lambda v: v.quantile(0.95)),
+        rows=("value", "size"),
+        resolution=("resolution", "max"),
+    )
+    values = values.assign(resolved=is_resolved(values.value, values.resolution))
     configs = chosen.drop_duplicates("config_id").set_index("config_id")[columns[1:]]
     return configs.join(values).reset_index()
+
+
+def figure(row) -> float | Unresolved:
+    """A per-configuration row's figure as the report may use it: its value, or, below
+    its probe's resolution, the :class:`Unresolved` marker (shown ``< N``)."""
+    return row["value"] if row.get("resolved", True) else Unresolved(row["resolution"])
+
+
+def summed(parts: pd.DataFrame) -> tuple[float, float]:
+    """The sum of some figures' values and the resolution of that sum.
+
+    An unresolved part may be off by up to its resolution; the sum is resolved when those
+    bounds together are within the calibration's tolerance of it, so an import of
+    hundreds of MB plus a peak below resolution is still a figure. Returns
+    ``(value, resolution)``; the resolution is NaN where every part is resolved.
+    """
+    value = float(parts.value.sum())
+    unresolved = parts.resolution.where(~parts.resolved.astype(bool)).sum(min_count=1)
+    return value, float(unresolved) / TOLERANCE
 
 
 def configurations(frame: pd.DataFrame) -> pd.DataFrame:
@@ -70,6 +133,15 @@ def value_of(table: pd.DataFrame, config_id: str) -> float | None:
     return None if hit.empty or pd.isna(hit.iloc[0]) else float(hit.iloc[0])
 
 
+def figure_of(table: pd.DataFrame, config_id: str) -> float | Unresolved | None:
+    """As :func:`value_of`, but a figure below its probe's resolution is :class:`Unresolved`."""
+    hit = table[table.config_id == config_id]
+    if hit.empty or pd.isna(hit.value.iloc[0]):
+        return None
+    found = figure(hit.iloc[0])
+    return found if isinstance(found, Unresolved) else float(found)
+
+
 def slice_of(table: pd.DataFrame, base: pd.Series, free: tuple[str, ...]) -> pd.DataFrame:
     """Configurations equal to ``base`` in every config column except those in ``free``."""
     fixed = [c for c in CONFIG if c in table and c not in (*free, "config_id", "states")]
@@ -79,15 +151,21 @@ def slice_of(table: pd.DataFrame, base: pd.Series, free: tuple[str, ...]) -> pd.
     return table[mask]
 
 
-def footprint(frame: pd.DataFrame, family: str) -> pd.DataFrame:
-    """Per configuration: import + peak above the post-import baseline, in one probe family."""
-    total = None
-    for parts in FOOTPRINTS[family]:
-        part = per_config(frame, selector(*parts))[["config_id", "value"]]
-        total = part if total is None else total.merge(part, on="config_id")
-        if "value_x" in total:
-            total = total.assign(value=total.value_x + total.value_y)[["config_id", "value"]]
-    return total
+def footprint(
+    frame: pd.DataFrame, family: str, resolution: Resolution | None = None
+) -> pd.DataFrame:
+    """Per configuration: import + peak above the post-import baseline, in one probe
+    family, with the sum's ``resolution`` and ``resolved`` (:func:`summed`)."""
+    kept = ["config_id", "value", "resolution", "resolved"]
+    parts = pd.concat(
+        [per_config(frame, selector(*part), resolution)[kept] for part in FOOTPRINTS[family]]
+    )
+    complete = parts.groupby("config_id").config_id.transform("size") == len(FOOTPRINTS[family])
+    totals = [
+        (config_id, *summed(group)) for config_id, group in parts[complete].groupby("config_id")
+    ]
+    total = pd.DataFrame(totals, columns=["config_id", "value", "resolution"])
+    return total.assign(resolved=is_resolved(total.value, total.resolution))
 
 
 def footprint_text(family: str) -> str:
@@ -113,24 +191,29 @@ def config_label(row) -> str:
 
 
 class Tables:
-    """Per-configuration figures of one measurement table, computed once each."""
+    """Per-configuration figures of one measurement table, computed once each, marked
+    against the probes' ``resolution`` (none given: nothing is marked)."""
 
-    def __init__(self, frame: pd.DataFrame):
+    def __init__(self, frame: pd.DataFrame, resolution: Resolution | None = None):
         self.frame = frame
+        self.resolution = resolution or {}
         self.configs = configurations(frame)
         self._cache: dict[tuple, pd.DataFrame] = {}
 
     def per_config(self, sel: dict) -> pd.DataFrame:
         key = tuple(sel.items())
         if key not in self._cache:
-            self._cache[key] = per_config(self.frame, sel)
+            self._cache[key] = per_config(self.frame, sel, self.resolution)
         return self._cache[key]
 
     def footprint(self, family: str) -> pd.DataFrame:
         key = ("footprint", family)
         if key not in self._cache:
-            self._cache[key] = footprint(self.frame, family)
+            self._cache[key] = footprint(self.frame, family, self.resolution)
         return self._cache[key]
 
     def value(self, sel: dict, config_id: str) -> float | None:
         return value_of(self.per_config(sel), config_id)
+
+    def figure(self, sel: dict, config_id: str) -> float | Unresolved | None:
+        return figure_of(self.per_config(sel), config_id)

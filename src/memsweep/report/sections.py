@@ -12,11 +12,13 @@ import datetime
 import platform
 import socket
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
 
 from memsweep import __version__
+from memsweep.harness import calibration as calibrated
 from memsweep.harness import probes
 from memsweep.report import claims, figures, hotspots, text
 from memsweep.report.detail import hotspot_section
@@ -24,7 +26,8 @@ from memsweep.report.document import Section, Table
 from memsweep.report.fits import fit_text, scaling_table
 from memsweep.report.formats import fmt_bytes, fmt_mb, fmt_number, fmt_percent
 from memsweep.report.pareto import pareto, precision_points
-from memsweep.report.queries import FIX_AXES, footprint_text
+from memsweep.report.prediction import leave_one_grid_out
+from memsweep.report.queries import FIX_AXES, figure, footprint_text
 from memsweep.results.aggregate import failures_table
 
 PROVENANCE = ("memsweep_version", "pymdp_version", "numpy_version", "scipy_version",
@@ -42,9 +45,15 @@ class Context:
     prediction: pd.DataFrame
     figures: dict[str, Path]
     failures: pd.DataFrame | None = None  # the aggregate's table, with unreadable files
+    profiles: pd.DataFrame | None = None  # the deep profiles' rows, with their flame graphs
 
     def figure(self, section: Section, name: str) -> Section:
         return section.figure(name, self.figures[name], figures.caption(name))
+
+    @cached_property
+    def resolution(self) -> dict[str, float]:
+        """Each calibrated probe's resolution (bytes), from the calibration table."""
+        return calibrated.resolution(self.calibration)
 
 
 def _sees() -> str:
@@ -95,7 +104,7 @@ def _ranking_row(position: int, h: hotspots.Hotspot) -> dict:
         "hotspot": h.what,
         "kind": h.consumer.kind,
         "ranks": ", ".join(f"{p} {r}" for p, r in h.ranks.items()),
-        **{f"worst [{p}]": h.worst[p].value if p in h.worst else None for p in probes.ranking()},
+        **{f"worst [{p}]": figure(h.worst[p]) if p in h.worst else None for p in probes.ranking()},
         "worst config": h.base.config_id,
         "N exponent": fit_text(h.fits[h.probe]["states"]),
         "agents exponent": fit_text(h.fits[h.probe]["agents"]),
@@ -119,10 +128,61 @@ def top_hotspots(c: Context) -> Section:
     return section
 
 
+def _sites(rows: pd.DataFrame, metric: str, probe: str) -> pd.DataFrame:
+    """One row per site: its bytes and allocations under ``probe``, the largest first."""
+    chosen = rows[(rows.probe == probe) & rows.site.notna()]
+    if chosen.empty:
+        return pd.DataFrame()
+    table = chosen.pivot_table(index="site", columns="metric", values="value", aggfunc="sum")
+    table = table.sort_values(f"{metric}_bytes", ascending=False).reset_index()
+    names = {f"{metric}_bytes": f"bytes [{probe}]", f"{metric}_count": f"allocations [{probe}]"}
+    return table.rename(columns=names)
+
+
+def _profile(c: Context, rows: pd.DataFrame) -> Section:
+    first = rows.iloc[0]
+    axes = ("storage", "dtype", "grid", "agents", "sharing")
+    setting = ", ".join(f"{axis} {first[axis]}" for axis in axes)
+    title = text.PROFILE_TITLE.format(
+        backend=first.backend, config_id=first.config_id, setting=setting
+    )
+    section = Section(title, level=3)
+    if (rows.status == "failed").any():
+        return section.text(text.PROFILE_FAILED.format(reason=rows.reason.dropna().iloc[0]))
+    section.link(text.FLAMEGRAPH_LINK, first.flamegraph)
+    whole = rows[rows.site.isna()].set_index("metric").value
+    section.items([
+        (f"heap at its high-water mark [{probes.MEMRAY}]", fmt_bytes(whole["peak_bytes"])),
+        ("share of it the flame graph draws", fmt_percent(whole["flamegraph_fraction"])),
+    ])  # fmt: skip
+    alive = _sites(rows, "alive", probes.MEMRAY)
+    section.text(text.PROFILE_SITES).table(Table(alive, {f"bytes [{probes.MEMRAY}]": fmt_bytes}))
+    built = c.frame[(c.frame.config_id == first.config_id) & (c.frame.phase == "build")]
+    for operation in ("agents", "model"):
+        kept = _sites(built[built.operation == operation], "site", probes.TRACEMALLOC)
+        if not kept.empty:
+            section.text(text.BUILD_SITES.format(operation=operation))
+            section.table(Table(kept, {f"bytes [{probes.TRACEMALLOC}]": fmt_bytes}))
+    return section
+
+
+def deep_profiles(c: Context) -> Section:
+    section = Section(text.PROFILES_TITLE).text(
+        text.PROFILES.format(sees=probes.REGISTRY[probes.MEMRAY].sees)
+    )
+    if c.profiles is None or c.profiles.empty:
+        return section.text(text.NO_PROFILES)
+    ordered = c.profiles.sort_values("backend", kind="stable")
+    for _, rows in ordered.groupby("config_id", sort=False):
+        section.subsections.append(_profile(c, rows))
+    return section
+
+
 def seed_claims(c: Context) -> Section:
     columns = ["claim", "text", "claimed", "ours", "unit", "probe", "configuration", "spread",
                "rule", "verdict", "why", "quantity"]  # fmt: skip
-    table = Table(claims.table(claims.evaluate(c.frame))[columns], {"ours": fmt_number})
+    evaluated = claims.evaluate(c.frame, resolution=c.resolution)
+    table = Table(claims.table(evaluated)[columns], {"ours": fmt_number})
     return Section("Seed study claims").text(text.SEED_CLAIMS).table(table)
 
 
@@ -130,7 +190,7 @@ def scaling(c: Context) -> Section:
     section = Section("Scaling").text(text.SCALING)
     for name in ("memory_vs_grid", "memory_vs_agents", "step_time_vs_grid"):
         c.figure(section, name)
-    return section.table(Table(scaling_table(c.frame)))
+    return section.table(Table(scaling_table(c.frame, c.resolution)))
 
 
 def prediction(c: Context) -> Section:
@@ -140,12 +200,13 @@ def prediction(c: Context) -> Section:
     if table.empty:
         return section.text(text.NO_PREDICTION)
     above = table.above_import_error.dropna()
+    both = table[table.measured_mb.notna()]  # a footprint below resolution is left out
     section.items([
         ("Jobs compared", str(len(table))),
         ("Median |error|, whole job", fmt_percent(table.error.abs().median())),
         ("Median error, whole job (signed)", fmt_percent(table.error.median())),
         ("Sum predicted / sum measured",
-         f"{table.predicted_mb.sum():.1f} MB / {table.measured_mb.sum():.1f} MB"),
+         f"{both.predicted_mb.sum():.1f} MB / {both.measured_mb.sum():.1f} MB"),
         ("Jobs under-predicted (a scheduler would ask for too little)",
          str((table.predicted_mb < table.measured_mb).sum())),
         ("Median |error| above the import",
@@ -154,12 +215,23 @@ def prediction(c: Context) -> Section:
     c.figure(section, "predicted_vs_measured")
     formats = {column: fmt_mb for column in table if column.endswith("_mb")}
     formats |= {"error": fmt_percent, "above_import_error": fmt_percent}
+    section.subsections.append(fitted_predictor(c))
     return section.table(Table(table.reset_index(drop=True), formats))
+
+
+def fitted_predictor(c: Context) -> Section:
+    section = Section("The fitted predictor, leave one grid out", level=3)
+    section.text(text.FITTED_PREDICTOR)
+    table = leave_one_grid_out(c.frame)
+    if table.empty:
+        return section.text(text.NO_PREDICTION)
+    formats = {"median_abs_error": fmt_percent, "worst_under_prediction": fmt_percent}
+    return section.table(Table(table, formats))
 
 
 def precision(c: Context) -> Section:
     section = c.figure(Section("Precision against memory"), "precision_vs_memory")
-    points = precision_points(c.frame)
+    points = precision_points(c.frame, c.resolution)
     if points.empty:
         return section
     front = pareto(points, "memory", "value")
@@ -198,8 +270,13 @@ def failures(c: Context) -> Section:
 
 def calibration(c: Context) -> Section:
     formats = {"error_fraction": fmt_percent, "measured_bytes": fmt_bytes,
-               "requested_bytes": fmt_bytes}  # fmt: skip
-    section = Section("Probe calibration on this machine").text(text.CALIBRATION)
+               "requested_bytes": fmt_bytes, "spread_bytes": fmt_bytes,
+               "resolution_bytes": calibrated.size_text}  # fmt: skip
+    section = Section("Probe calibration on this machine").text(
+        text.CALIBRATION.format(tolerance=calibrated.TOLERANCE)
+    )
+    if c.resolution:
+        section.items([(probe, calibrated.size_text(size)) for probe, size in c.resolution.items()])
     return section.table(Table(c.calibration, formats))
 
 
@@ -227,6 +304,7 @@ SECTIONS = (
     summary,
     ranking,
     top_hotspots,
+    deep_profiles,
     seed_claims,
     scaling,
     prediction,

@@ -17,8 +17,9 @@ HOW_TO_READ = (
     "Ranking probes in this run: {ranking}. A hotspot's rank is its best rank under any "
     "probe (ties: the one more probes rank there first). A consumer ranks under a probe "
     "only if its worst figure is at least {rank_share:.0%} of that probe's largest. "
-    "Figures are medians over steps and repeats of one configuration; 'worst' is the "
-    "configuration where the median is largest. A fix is a measured configuration one axis "
+    "A peak is the maximum over the steps and repeats of one configuration, any other "
+    "figure their median; 'worst' is the configuration where that figure is largest. "
+    "A fix is a measured configuration one axis "
     "away ({fix_axes}) from the worst one; its savings compare the two configurations under "
     "one probe. A saving above 100 % means the variant's figure is negative: it released "
     "memory that the worst configuration kept."
@@ -32,6 +33,25 @@ RANKING = (
     "under each probe, its scaling and its best one-axis fix."
 )
 TOP_TITLE = "The top {count} hotspots in detail"
+PROFILES_TITLE = "Where the bytes are: allocation sites"
+PROFILES = (
+    "Per backend, the configuration with the largest peak above its baseline (summary "
+    "peak_bytes by vmhwm) was measured once more under memray: {sees}. It traced from the "
+    "post-import baseline to the end of the steps, native frames included. Each site is "
+    "the first Python frame outside numpy, scipy, JAX and the standard library, "
+    "file:line (function); an allocation made on a thread with no Python frame (XLA runs "
+    "its programs, and allocates their buffers, on threads of its own) is '<native>' and "
+    "the first native function that neither allocates nor is C++ plumbing. memray counts "
+    "allocated bytes, not resident pages: its figures are compared with memray's only. "
+    "Beside them, the build's own sites by tracemalloc (the model and the agents built once "
+    "more after the job, with deep stacks): what the build keeps, per site."
+)
+NO_PROFILES = "No configuration was profiled (memsweep profile; the workflow's profile rule)."
+PROFILE_TITLE = "{backend}: {config_id} ({setting})"
+PROFILE_FAILED = "The profile failed: {reason}"
+FLAMEGRAPH_LINK = "memray's flame graph of the heap at its high-water mark"
+PROFILE_SITES = "Alive at the heap's high-water mark, by site (the largest sites):"
+BUILD_SITES = "What building the {operation} keeps, by site (tracemalloc):"
 SEED_CLAIMS = (
     "Every quantitative claim of the hand-made seed study beside our figure for the closest "
     "comparable configuration (claims, selections and tolerance rules: "
@@ -53,6 +73,14 @@ PREDICTION = (
     "against the measured VmHWM peak above the post-import baseline."
 )
 NO_PREDICTION = "No measured job to compare."
+FITTED_PREDICTOR = (
+    "The predictor the next plan uses (results/model/predictor.json): per backend, each "
+    "consumer of the peak (fixed cost, model, agents, calls; all read by vmhwm) fitted as "
+    "a + b·x^k. Each grid is predicted by the fits of the other grids; error = (predicted "
+    "− measured) / measured, negative: a scheduler would be asked for too little. Target: "
+    "the whole process's peak (summary/total_peak_bytes), or, in files without the "
+    "baseline's row, the peak above the post-import baseline."
+)
 PARETO = "The Pareto front: no other configuration is both smaller and as precise."
 ALL_MEASURED = "Every planned configuration was measured."
 FAILURES = (
@@ -61,7 +89,14 @@ FAILURES = (
     "supervisor or the aggregate gave."
 )
 FAILED_ONE_BY_ONE = "Failed jobs and unreadable files, one by one:"
-CALIBRATION = "Each probe against allocations of known size (numpy arrays, every page written)."
+CALIBRATION = (
+    "Each probe against allocations of known size (numpy arrays, every page written), each "
+    "size in fresh processes (the median of their readings): kept (a level) and freed "
+    "inside a window (a peak, as a per-call peak is measured). A probe's resolution, below, "
+    "is the smallest size it measures within ±{tolerance:.0%}, and every larger one too. A "
+    'figure below its probe\'s resolution is shown as "< resolution" and enters no ranking, '
+    "saving, share or fit: it may read 0 where the true figure is not."
+)
 
 # One hotspot in detail.
 NO_FIX = "no measured one-axis variant saves ≥ {share:.0%} under {probe}"

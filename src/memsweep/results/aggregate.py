@@ -4,6 +4,10 @@ Every file is validated against the schema; a file that fails (truncated, not Pa
 wrong columns or types, no rows, columns that disagree with its folders) is named in
 the failures table with its path, the configuration its path names and the reason,
 never read as a result. Every output is written atomically.
+
+The summary tables (one per metric of ``schema.SUMMARY_METRICS``) have one column per
+probe, headed ``metric [probe] (unit)``: the CSV in the measurements' own units (B, s),
+the Markdown in MB or ms, each saying so in its header.
 """
 
 from __future__ import annotations
@@ -19,16 +23,16 @@ from memsweep.files import atomic
 from memsweep.plan.sweep import CORE_AXES
 from memsweep.results.schema import (
     MEASUREMENT_SCHEMA,
+    NOISY_TIMING,
     SUMMARY_METRICS,
     SchemaError,
     path_columns,
     read_file,
+    to_frame,
 )
 
-# How the summary tables show each unit of schema.SUMMARY_METRICS: (scale, label).
-SHOWN_AS = {"B": (1e6, "MB"), "s": (1e-3, "ms")}
-# A table's file is named after its metric, except where the metric's name is unclear alone.
-TABLE_NAMES = {"agent_bytes": "per_agent_bytes"}
+# How the Markdown tables show each unit of schema.SUMMARY_METRICS: (scale, label).
+SHOWN_AS = {"B": (1e6, "MB"), "s": (1e-3, "ms"), "1": (1, "1")}
 EXTRA_COLUMNS = ("noise_kind", "obs_noise", "move_success", "seed", "steps", "repeats")
 
 
@@ -51,8 +55,14 @@ def config_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in CORE_AXES if c in frame] + varying
 
 
+def heading(metric: str, probe: str, unit: str) -> str:
+    """A measured column's header: what, by which probe, in which unit."""
+    return f"{metric} [{probe}] ({unit})"
+
+
 def summary_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """One row per configuration, one column per probe that measured ``metric``."""
+    """One row per configuration, one column per probe that measured ``metric``, in the
+    metric's unit (:data:`SUMMARY_METRICS`) as its header says."""
     rows = frame[(frame.phase == "summary") & (frame.metric == metric) & (frame.status == "ok")]
     keys = config_columns(frame)
     if rows.empty:
@@ -60,8 +70,21 @@ def summary_table(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
     table = rows.pivot_table(
         index=[*keys, "config_id"], columns="probe", values="value", aggfunc="median"
     )
-    table.columns = [f"{metric} [{probe}]" for probe in table.columns]
+    table.columns = [heading(metric, probe, SUMMARY_METRICS[metric]) for probe in table.columns]
+    if metric == "step_seconds_cv":
+        # A timing whose repeats disagree by more than this is flagged, not hidden.
+        table[f"noisy (cv > {NOISY_TIMING:g})"] = table.max(axis=1) > NOISY_TIMING
     return table.reset_index().sort_values(keys, kind="stable")
+
+
+def shown(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """A summary table in the units people read (MB, ms), its headers saying so."""
+    unit = SUMMARY_METRICS[metric]
+    scale, label = SHOWN_AS[unit]
+    suffix = f" ({unit})"
+    measured = [c for c in table.columns if c.startswith(f"{metric} [") and c.endswith(suffix)]
+    renamed = {c: c.removesuffix(suffix) + f" ({label})" for c in measured}
+    return table.assign(**{c: table[c] / scale for c in measured}).rename(columns=renamed)
 
 
 def failures_table(frame: pd.DataFrame, plan: pd.DataFrame, invalid: list[dict]) -> pd.DataFrame:
@@ -110,27 +133,18 @@ def write_text(text: str, path: str | os.PathLike) -> None:
         temporary.write_text(text)
 
 
-def _markdown(table: pd.DataFrame, scale: float = 1.0, unit: str = "") -> str:
-    shown = table.copy()
-    for column in shown.columns:
-        if "[" in column and pd.api.types.is_numeric_dtype(shown[column]):
-            shown[column] = shown[column] / scale
-            shown = shown.rename(columns={column: f"{column} ({unit})"})
-    return shown.to_markdown(index=False, floatfmt=".4g") + "\n"
-
-
 def run(measurement_files, plan_path, out, tables_dir) -> pd.DataFrame:
     table, invalid = collect(measurement_files)
     write_atomic(table, out)
-    frame = table.to_pandas()
+    frame = to_frame(table)
     plan = pd.read_parquet(plan_path)
     tables_dir = Path(tables_dir)
     tables_dir.mkdir(parents=True, exist_ok=True)
-    for metric, unit in SUMMARY_METRICS.items():
-        stem, (scale, label) = TABLE_NAMES.get(metric, metric), SHOWN_AS[unit]
+    for metric in SUMMARY_METRICS:
         summary = summary_table(frame, metric)
-        write_csv(summary, tables_dir / f"{stem}.csv")
-        write_text(_markdown(summary, scale, label), tables_dir / f"{stem}.md")
+        write_csv(summary, tables_dir / f"{metric}.csv")
+        markdown = shown(summary, metric).to_markdown(index=False, floatfmt=".4g") + "\n"
+        write_text(markdown, tables_dir / f"{metric}.md")
     failures = failures_table(frame, plan, invalid)
     write_csv(failures, tables_dir / "failures.csv")
     write_text(failures.to_markdown(index=False) + "\n", tables_dir / "failures.md")

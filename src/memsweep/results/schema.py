@@ -4,21 +4,27 @@ A measurement file is tidy and long: one row per measured value, named by
 ``phase``/``operation``/``metric``, with the ``probe`` that made it and its
 ``unit``. Files written inside a Hive tree (``…/backend=lean/grid=20/…``)
 leave out the columns their folders already hold, as Hive readers
-(pandas, pyarrow, duckdb) expect; :func:`read_measurements` puts them back.
+(pandas, pyarrow, duckdb) expect; :func:`read_measurements` puts them back, and
+:func:`to_frame` gives the same pandas types however the rows were read.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from memsweep.files import atomic
 from memsweep.plan.jobs import column_types
+
+if TYPE_CHECKING:  # pandas is imported where a frame is made: the harness never needs it
+    import pandas as pd
 
 # Columns that describe the configuration: one per Job setting, plus the job's id, its
 # states and its layout (memsweep.plan.jobs.column_types gives their order and types).
@@ -29,8 +35,8 @@ CONFIG_FIELDS: list[pa.Field] = [
 
 # Columns of one measured value.
 VALUE_FIELDS: list[pa.Field] = [
-    pa.field("repeat", pa.int64()),  # -1 where a value is not tied to one repeat
-    pa.field("step", pa.int64()),  # -1 where a value is not tied to one step
+    pa.field("repeat", pa.int64()),  # null where a value is not tied to one repeat
+    pa.field("step", pa.int64()),  # null where a value is not tied to one step
     pa.field("phase", pa.string()),
     pa.field("operation", pa.string()),
     pa.field("metric", pa.string()),
@@ -39,6 +45,9 @@ VALUE_FIELDS: list[pa.Field] = [
     pa.field("unit", pa.string()),
     pa.field("status", pa.string()),  # ok | failed | unavailable
     pa.field("reason", pa.string()),
+    # The allocation site a ``site_*`` or ``alive_*`` row is about (``pymdp/legacy/agent.py:172
+    # (__init__)``); null in every other row.
+    pa.field("site", pa.string()),
 ]
 
 PROVENANCE_FIELDS: list[pa.Field] = [
@@ -51,9 +60,32 @@ PROVENANCE_FIELDS: list[pa.Field] = [
     pa.field("platform", pa.string()),
     pa.field("hostname", pa.string()),
     pa.field("started_at", pa.string()),
+    # What held the job to its memory cap: the kernel's hard limit, if any, and the polls.
+    pa.field("cap_enforcement", pa.string()),
 ]
 
-MEASUREMENT_SCHEMA = pa.schema(CONFIG_FIELDS + VALUE_FIELDS + PROVENANCE_FIELDS)
+# Columns added after files were first written: a file without one reads with it null.
+LATER_COLUMNS = ("site",)
+# Integer columns that may be empty: pandas's nullable Int64 in every frame (a numpy
+# int64 cannot hold a null, so pandas would otherwise make them float64 with NaN).
+NULLABLE_INTEGERS = ("repeat", "step")
+
+
+def _pandas_metadata() -> dict[bytes, bytes]:
+    """The note pyarrow leaves for pandas, naming the columns that read as Int64.
+
+    Written into every file, so that ``pandas.read_parquet`` of a measurement file, of
+    ``measurements.parquet`` or of the Hive tree gives these columns as Int64 too.
+    """
+    types = {"pandas_type": "int64", "numpy_type": "Int64", "metadata": None}
+    columns = [{"name": name, "field_name": name, **types} for name in NULLABLE_INTEGERS]
+    note = {"index_columns": [], "column_indexes": [], "columns": columns}
+    return {b"pandas": json.dumps(note).encode()}
+
+
+MEASUREMENT_SCHEMA = pa.schema(
+    CONFIG_FIELDS + VALUE_FIELDS + PROVENANCE_FIELDS, metadata=_pandas_metadata()
+)
 COLUMNS = MEASUREMENT_SCHEMA.names
 
 PHASES = (
@@ -68,9 +100,21 @@ PHASES = (
     "precision",
     "summary",
     "failure",
+    "profile",
 )
-# The headline figures of a job (phase ``summary``) and their units.
-SUMMARY_METRICS = {"peak_bytes": "B", "agent_bytes": "B", "model_bytes": "B", "step_seconds": "s"}
+# The headline figures of a job (phase ``summary``) and their units. The resident
+# footprint is three rows of probe vmhwm: total_peak_bytes = baseline_bytes + peak_bytes.
+SUMMARY_METRICS = {
+    "baseline_bytes": "B",
+    "peak_bytes": "B",
+    "total_peak_bytes": "B",
+    "per_agent_bytes": "B",
+    "model_bytes": "B",
+    "step_seconds": "s",
+    # Its spread over repeats: the aggregate flags a timing above NOISY_TIMING.
+    "step_seconds_cv": "1",
+}
+NOISY_TIMING = 0.10
 UNITS = ("B", "s", "1", "count")
 
 _HIVE_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$")
@@ -135,6 +179,10 @@ def to_table_columns(columns: Mapping[str, list]) -> pa.Table:
 
 def validate(table: pa.Table, origin: str = "table") -> pa.Table:
     """Check and cast ``table`` to the canonical schema; raise :class:`SchemaError`."""
+    for name in LATER_COLUMNS:
+        if name not in table.column_names:
+            field = MEASUREMENT_SCHEMA.field(name)
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
     missing = [name for name in COLUMNS if name not in table.column_names]
     if missing:
         raise SchemaError(f"{origin}: missing columns {missing}")
@@ -152,6 +200,15 @@ def validate(table: pa.Table, origin: str = "table") -> pa.Table:
         unknown = set(table.column(column).to_pylist()) - set(allowed)
         if unknown:
             raise SchemaError(f"{origin}: unknown {column} values {sorted(unknown)}")
+    for column in NULLABLE_INTEGERS:
+        held = (v for v in table.column(column).to_pylist() if v is not None)
+        lowest = min(held, default=None)
+        if lowest is not None and lowest < 0:
+            raise SchemaError(
+                f"{origin}: column {column!r} holds {lowest}: counted from 0, and null where "
+                f"a value is not tied to one {column} (files from before memsweep wrote "
+                "null there used -1: measure them again)"
+            )
     return table
 
 
@@ -232,3 +289,23 @@ def read_measurements(path: str | os.PathLike) -> pa.Table:
     if not tables:
         return MEASUREMENT_SCHEMA.empty_table()
     return pa.concat_tables(tables)
+
+
+def to_frame(rows: pa.Table | pd.DataFrame) -> pd.DataFrame:
+    """Measurements as a pandas frame: the schema's columns, in its order and types.
+
+    The same frame whichever way the rows were read: a table from
+    :func:`read_measurements`, or a frame from any Parquet reader, whose Hive folder
+    columns come back as categories (``pandas.read_parquet`` of the tree) and are cast
+    back to the schema's types here. Strings are pandas's strings, floats float64, the
+    configuration's integers int64 and :data:`NULLABLE_INTEGERS` Int64 (null: not tied
+    to one repeat or step). Raises :class:`SchemaError` as :func:`validate` does.
+    """
+    if not isinstance(rows, pa.Table):
+        rows = pa.Table.from_pandas(rows, preserve_index=False)
+    return validate(rows).to_pandas()
+
+
+def read_frame(path: str | os.PathLike) -> pd.DataFrame:
+    """A file or a whole tree as :func:`to_frame` gives it (e.g. for the report)."""
+    return to_frame(read_measurements(path))

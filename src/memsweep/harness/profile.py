@@ -1,0 +1,280 @@
+"""A deep profile of one configuration with memray: what is alive at the heap's peak, by
+site, and memray's flame graph.
+
+``memsweep profile`` runs the job's measurement once more, in a fresh process under the
+supervisor and its memory cap (``python -m memsweep.harness.profile``), with
+``memray.Tracker(native_traces=True)`` on from the post-import baseline to the end of
+the steps: the agents' work, the span of ``summary/peak_bytes`` less the harness's own
+arithmetic after the steps (a least-squares fit whose LAPACK call makes OpenBLAS allocate
+a 32 MB buffer, which would be the high-water mark). tracemalloc is off (memray would
+count its tables at the sites that allocate) and the job's own table is not kept. memray sees
+every allocation through malloc and its kin, so per-call temporaries and XLA's buffers
+get their sites here. Rows (phase ``profile``, operation ``high_water``, probe
+``memray``): ``peak_bytes``, the heap at its high-water mark, then per site (the first
+Python frame outside the libraries, :mod:`memsweep.harness.sites`) ``alive_bytes`` and
+``alive_count``, the allocations alive at that moment. An allocation with no Python
+frame (a thread that XLA or BLAS started: XLA's buffers are allocated by the thread that
+runs the program) is named by the first function of its native stack, innermost first,
+that neither allocates nor belongs to C++'s plumbing (``std``, ``absl``, ``tsl``, Eigen,
+protobuf): ``<native> xla::CpuPjRtRawLoadedExecutable::Execute``. The flame graph
+(memray's, offline HTML, native frames included) shows the ``FLAME_STACKS`` largest
+stacks alive at the peak; ``flamegraph_fraction`` says what share of the peak they hold.
+
+:func:`targets` picks the configurations a sweep profiles (the workflow's checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from memsweep.files import atomic, remove_partials
+from memsweep.harness import probes, sites, supervisor
+from memsweep.harness.measure import Measurement, provenance
+from memsweep.plan.jobs import Job, reference_job
+from memsweep.results.schema import to_table, write_measurements
+
+PROGRAM = [sys.executable, "-m", "memsweep.harness.profile"]
+# A native-only site: the first function name (a qualified name followed by its argument
+# list) of the native stack that neither allocates nor is C++'s plumbing.
+_FUNCTION = re.compile(r"((?:[A-Za-z_]\w*::)+[A-Za-z_]\w*)\(")
+_ALLOCATING = re.compile(r"alloc|malloc|operator new|mmap", re.IGNORECASE)
+_PLUMBING = ("std::", "__gnu_cxx::", "absl::", "tsl::", "Eigen::", "google::protobuf::")
+# Stacks the flame graph draws, the largest first: memray builds it in Python, and a JAX
+# job holds ~230,000 stacks at its peak (80 s for all of them, 4 s for these, ~96 % of
+# the bytes); a numpy job holds fewer, all drawn.
+FLAME_STACKS = 10_000
+# What the checkpoint ranks configurations by: the process's peak above its baseline.
+RANKED_BY = ("summary", "all", "peak_bytes", probes.VMHWM)
+
+
+class Profiled(Measurement):
+    """A measurement under memray, from the post-import baseline to the end of the steps."""
+
+    def __init__(self, job: Job, reference, on_phase, capture: Path):
+        super().__init__(job, reference, on_phase)
+        import memray
+
+        self.memray = memray.Tracker(capture, native_traces=True)
+
+    def set_baseline(self) -> None:
+        super().set_baseline()
+        self.heap.stop()  # tracemalloc off: memray would see its tables as the job's
+
+    def build(self) -> None:
+        self.memray.__enter__()
+        super().build()
+
+    def steps(self) -> None:
+        super().steps()
+        self.memray.__exit__(None, None, None)
+
+    def compiled_plans(self) -> None:
+        """Not read: the profile keeps no table, and XLA's plans would compile again."""
+
+    def allocation_sites(self) -> None:
+        """No second build: the profile's sites are memray's."""
+
+
+# The child ----------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """``python -m memsweep.harness.profile``: the supervisor's child, as its worker is."""
+    from memsweep.harness import worker
+
+    parser = argparse.ArgumentParser(prog="python -m memsweep.harness.profile")
+    parser.add_argument("--job", required=True, help="the job's settings as JSON")
+    parser.add_argument("--reference", required=True, help="reference trace (.npz)")
+    parser.add_argument("--capture", required=True, help="memray's capture file to write")
+    parser.add_argument("--phase-file")
+    parser.add_argument("--error-file")
+    parser.add_argument("--peak-file")
+    parser.add_argument("--supervisor-pid", type=int)
+    args = parser.parse_args(argv)
+    worker._die_with(args.supervisor_pid)
+    high_water = worker.HighWater().install()
+    on_phase = worker._phase_writer(args.phase_file, high_water)
+    try:
+        from memsweep.harness.reference import Reference
+
+        job = Job.from_dict(json.loads(args.job))
+        Profiled(job, Reference.load(args.reference), on_phase, Path(args.capture)).run()
+    except BaseException as error:  # the supervisor turns this into a failed record
+        if args.error_file:
+            report = {"type": type(error).__name__, "message": str(error),
+                      "traceback": traceback.format_exc()}  # fmt: skip
+            Path(args.error_file).write_text(json.dumps(report))
+        traceback.print_exc()
+        return 1
+    finally:
+        high_water.report(args.peak_file)
+    return 0
+
+
+# Reading the capture --------------------------------------------------------------------------
+def site_of(record) -> str | None:
+    """The site of one of memray's records (see the module's docstring); None for the
+    harness's own allocations (its records, its probes' readings), left out of the sites."""
+    stack = record.stack_trace()  # Python frames, the most recent first
+    for function, filename, lineno in stack:
+        if not sites.is_library(filename):
+            return None if sites.is_harness(filename) else sites.name(filename, lineno, function)
+    if stack:
+        function, filename, lineno = stack[-1]
+        return sites.name(filename, lineno, function) + " [library frames only]"
+    return "<native> " + native_function(name for name, _, _ in record.hybrid_stack_trace())
+
+
+def native_function(frames) -> str:
+    """The first function of a native stack (innermost first) that is no allocator's and
+    no plumbing's (see the module's docstring); the innermost frame where none is."""
+    frames = list(frames)
+    for frame in frames:
+        for function in _FUNCTION.findall(frame):
+            if not _ALLOCATING.search(function) and not function.startswith(_PLUMBING):
+                return function
+    return frames[0] if frames else "unknown"
+
+
+class HighWater:
+    """memray's capture, read once: the heap at its high-water mark and what was alive."""
+
+    def __init__(self, capture: Path):
+        import memray
+
+        self.reader = memray.FileReader(capture)
+        self.records = list(self.reader.get_high_watermark_allocation_records(merge_threads=True))
+        self.peak = self.reader.metadata.peak_memory
+
+    def alive(self) -> list[sites.Site]:
+        """Every site alive at the high-water mark, the largest first (the harness's own
+        allocations left out: ``peak_bytes`` holds them)."""
+        grouped: dict[str, list[int]] = {}
+        for record in self.records:
+            site = site_of(record)
+            if site is None:
+                continue
+            totals = grouped.setdefault(site, [0, 0])
+            totals[0] += record.size
+            totals[1] += record.n_allocations
+        alive = [sites.Site(name, size, count) for name, (size, count) in grouped.items()]
+        return sorted(alive, key=lambda site: site.bytes, reverse=True)
+
+    def drawn(self) -> list:
+        """The stacks the flame graph draws: the ``FLAME_STACKS`` largest."""
+        return sorted(self.records, key=lambda record: record.size, reverse=True)[:FLAME_STACKS]
+
+    def rows(self, job: Job, count: int = sites.TOP) -> list[dict]:
+        """The profile's rows: memray's peak, the share of it the flame graph draws, then
+        the top ``count`` sites alive at it."""
+        common = {**job.columns(), **provenance(job.backend), "phase": "profile",
+                  "operation": "high_water", "probe": probes.MEMRAY, "status": "ok"}  # fmt: skip
+        total = sum(record.size for record in self.records)
+        drawn = sum(record.size for record in self.drawn())
+        found = [
+            {**common, "metric": "peak_bytes", "value": float(self.peak), "unit": "B"},
+            {**common, "metric": "flamegraph_fraction", "unit": "1",
+             "value": drawn / total if total else float("nan")},
+        ]  # fmt: skip
+        for site in self.alive()[:count]:
+            found.append({**common, "metric": "alive_bytes", "value": float(site.bytes),
+                          "unit": "B", "site": site.name})  # fmt: skip
+            found.append({**common, "metric": "alive_count", "value": float(site.count),
+                          "unit": "count", "site": site.name})  # fmt: skip
+        return found
+
+    def write_flamegraph(self, out: Path) -> None:
+        """memray's flame graph of the heap at its high-water mark, one offline HTML file."""
+        from memray.reporters.flamegraph import FlameGraphReporter
+
+        reporter = FlameGraphReporter.from_snapshot(
+            self.drawn(),
+            memory_records=tuple(self.reader.get_memory_snapshots()),
+            native_traces=self.reader.metadata.has_native_traces,
+        )
+        with atomic(out) as temporary, open(temporary, "w") as page:
+            reporter.render(page, self.reader.metadata, show_memory_leaks=False,
+                            merge_threads=True, inverted=False, no_web=True)  # fmt: skip
+
+
+def write_failed_flamegraph(reason: str, out: Path) -> None:
+    """A page in the flame graph's place that says why there is none."""
+    import html
+
+    page = f"<!DOCTYPE html><title>no profile</title><p>The profile failed: {html.escape(reason)}"
+    with atomic(out) as temporary:
+        temporary.write_text(page + "</p>\n")
+
+
+# The command ------------------------------------------------------------------------------------
+def profile(
+    job: Job,
+    out: str | Path,
+    flamegraph: str | Path,
+    reference: str | Path | None = None,
+    mem_cap_mb: float | None = None,
+) -> supervisor.Outcome:
+    """Profile ``job`` into ``out`` (rows) and ``flamegraph`` (HTML); a profile that fails
+    leaves a failed record and a page that says why, as a measurement does."""
+    out, flamegraph = Path(out), Path(flamegraph)
+    with (
+        supervisor._stop_signals_noted(),
+        tempfile.TemporaryDirectory(prefix="memsweep-profile-") as scratch,
+    ):
+        if reference is None:
+            reference = Path(scratch) / "reference.npz"
+            supervisor.make_reference_file(reference_job(job), reference)
+        capture = Path(scratch) / "capture.bin"
+        args = ["--job", json.dumps(job.to_dict()), "--reference", str(reference),
+                "--capture", str(capture)]  # fmt: skip
+        outcome = supervisor.run_child(args, mem_cap_mb, program=PROGRAM)
+        for path in (out, flamegraph):
+            remove_partials(path)
+        if outcome.ok:
+            captured = HighWater(capture)
+            write_measurements(to_table(captured.rows(job)), out)
+            captured.write_flamegraph(flamegraph)
+        else:
+            supervisor.failed_record(job, outcome, out)
+            write_failed_flamegraph(outcome.reason or "unknown", flamegraph)
+        supervisor._raise_if_stopped()
+    return outcome
+
+
+# The checkpoint -------------------------------------------------------------------------------
+def targets(measurements: str | os.PathLike, paths: dict[str, str]) -> list[str]:
+    """Per backend, the profile path of the configuration with the largest peak above the
+    baseline (``summary/all/peak_bytes`` by ``vmhwm``), among ``paths`` (config_id -> its
+    profile path: the plan's runnable jobs) and the measured ones."""
+    import pyarrow.parquet as pq
+
+    phase, operation, metric, probe = RANKED_BY
+    selected = [("phase", "=", phase), ("operation", "=", operation), ("metric", "=", metric),
+                ("probe", "=", probe), ("status", "=", "ok")]  # fmt: skip
+    table = pq.read_table(measurements, columns=["backend", "config_id", "value"],
+                          filters=selected)  # fmt: skip
+    largest: dict[str, tuple[float, str]] = {}
+    for row in table.to_pylist():
+        if row["config_id"] not in paths:
+            continue
+        best = largest.get(row["backend"])
+        if best is None or (row["value"], row["config_id"]) > best:
+            largest[row["backend"]] = (row["value"], row["config_id"])
+    return sorted(paths[config_id] for _, config_id in largest.values())
+
+
+def write_targets(measurements, paths: dict[str, str], out: str | os.PathLike) -> list[str]:
+    """The checkpoint: :func:`targets` into ``out``, one profile path a line."""
+    chosen = targets(measurements, paths)
+    with atomic(out) as temporary:
+        temporary.write_text("".join(f"{path}\n" for path in chosen))
+    return chosen
+
+
+if __name__ == "__main__":
+    sys.exit(main())
