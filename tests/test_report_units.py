@@ -305,7 +305,8 @@ def test_sections_come_in_order_and_say_what_each_probe_sees(tmp_path):
     top = [p.title for p in parts if p.level == 2]
     assert top == [
         "Summary", "Hotspots ranked by measured bytes", "The top 3 hotspots in detail",
-        "Seed study claims", "Scaling", "Predicted against measured memory",
+        "Where the bytes are: allocation sites", "Seed study claims", "Scaling",
+        "Predicted against measured memory",
         "Precision against memory", "Memory over steps", "Configurations not measured",
         "Probe calibration on this machine", "Provenance",
     ]  # fmt: skip

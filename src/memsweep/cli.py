@@ -1,4 +1,5 @@
-"""The ``memsweep`` command: measure one configuration, calibrate the probes, plan a sweep.
+"""The ``memsweep`` command: measure one configuration, profile it under memray, calibrate the
+probes, plan a sweep.
 
 ``measure`` has one option per setting of :class:`memsweep.plan.jobs.Job`, made from it:
 its type, its choices or bounds and its help, so ``--help``, the errors and the config

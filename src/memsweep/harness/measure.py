@@ -403,7 +403,7 @@ class Measurement:
 
         After everything else is measured, on a build of its own: a traceback of more than
         one frame makes every traced allocation several times slower (a pymdp-numpy step
-        3.6×, a JAX job 5×; docs/data.md), which no measured window may pay, and the
+        3×, a JAX job 5×; docs/data.md), which no measured window may pay, and the
         tracing of the job's own figures keeps one frame. The second build allocates what
         the first did, less what the first left in a library's caches (JAX's compiled
         programs): those stay in the first build's ``retained_bytes``, without a site.
