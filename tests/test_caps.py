@@ -94,6 +94,28 @@ def test_a_child_under_the_cap_is_ok_under_a_supervisor_above_it(tmp_path):
         assert peak < CAP_MB * 1e6
 
 
+def stand_in_backend(name: str, population: str) -> str:
+    """The end of a stand-in backend module: a dense float64 backend called ``name`` that
+    builds the ``population`` class the module's source above it defines."""
+    return f"""
+
+class StandIn(Backend):
+    name = "{name}"
+    storages = {{"dense": None}}
+    dtypes = {{"float64": None}}
+    import_mb = 50.0
+
+    def load(self):
+        pass
+
+    def build_agents(self, model, spec):
+        return {population}(model, spec)
+
+
+BACKEND = StandIn()
+"""
+
+
 # A backend that allocates 400 MB for a moment in its second call of the job's world (not
 # the 2×2 warm-up's): in the first window of the step phase, whose later windows reset
 # the kernel's mark before the phase ends.
@@ -120,23 +142,7 @@ class SpikePopulation(Population):
 
     def beliefs(self):
         return Beliefs(np.full(self.states, 1 / self.states), np.full(5, 0.2), 0)
-
-
-class Spike(Backend):
-    name = "spike"
-    storages = {"dense": None}
-    dtypes = {"float64": None}
-    import_mb = 50.0
-
-    def load(self):
-        pass
-
-    def build_agents(self, model, spec):
-        return SpikePopulation(model, spec)
-
-
-BACKEND = Spike()
-"""
+""" + stand_in_backend("spike", "SpikePopulation")
 
 
 def project_with_backend(folder: Path, module: str, source: str) -> Path:

@@ -16,7 +16,7 @@ from memsweep.harness import probes, supervisor
 from memsweep.plan.jobs import Job
 from memsweep.results import schema
 
-from .test_caps import project_with_backend, stand_in_reference
+from .test_caps import project_with_backend, stand_in_backend, stand_in_reference
 
 KEPT = 1 << 20  # bytes kept per call (one call per step)
 TEMPORARY = 3 << 20  # bytes of the temporary inside each call
@@ -53,23 +53,7 @@ class RetainPopulation(Population):
 
     def beliefs(self):
         return Beliefs(np.full(self.states, 1 / self.states), np.full(5, 0.2), 0)
-
-
-class Retain(Backend):
-    name = "retain"
-    storages = {{"dense": None}}
-    dtypes = {{"float64": None}}
-    import_mb = 50.0
-
-    def load(self):
-        pass
-
-    def build_agents(self, model, spec):
-        return RetainPopulation(model, spec)
-
-
-BACKEND = Retain()
-"""
+""" + stand_in_backend("retain", "RetainPopulation")
 
 
 @pytest.fixture(scope="module")

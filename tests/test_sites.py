@@ -25,7 +25,7 @@ from memsweep.plan.jobs import Job
 from memsweep.results import schema
 
 from .conftest import memsweep
-from .test_caps import project_with_backend, stand_in_reference
+from .test_caps import project_with_backend, stand_in_backend, stand_in_reference
 
 KEPT = 8 << 20  # bytes each agent keeps from its construction
 TEMPORARY = 24 << 20  # bytes alive inside each call: with the kept ones, the heap's peak
@@ -53,23 +53,7 @@ class SitePopulation(Population):
 
     def beliefs(self):
         return Beliefs(np.full(self.states, 1 / self.states), np.full(5, 0.2), 0)
-
-
-class Sitey(Backend):
-    name = "sitey"
-    storages = {{"dense": None}}
-    dtypes = {{"float64": None}}
-    import_mb = 50.0
-
-    def load(self):
-        pass
-
-    def build_agents(self, model, spec):
-        return SitePopulation(model, spec)
-
-
-BACKEND = Sitey()
-"""
+""" + stand_in_backend("sitey", "SitePopulation")
 STEPS = 4
 
 

@@ -187,15 +187,21 @@ def job_from_args(args, path: str | None = None) -> Job:
 
 
 # Commands -------------------------------------------------------------------------------
-def cmd_measure(args) -> int:
-    job = job_from_args(args)
+def checked_job(args, path: str | None = None) -> tuple[Job, Path | None, Path]:
+    """The job a measuring command names, supported, with its --reference (None: computed
+    in its own process) and --out checked before anything runs."""
+    job = job_from_args(args, path)
     reason = jobs.unsupported_reason(job)
     if reason:
         raise CliError(
             f"unsupported configuration ({job.backend}, {job.storage}, {job.dtype}): {reason}"
         )
     reference = check_reference(args.reference, job) if args.reference is not None else None
-    out = check_out(args.out)
+    return job, reference, check_out(args.out)
+
+
+def cmd_measure(args) -> int:
+    job, reference, out = checked_job(args)
 
     from memsweep.harness import retry, supervisor
 
@@ -213,12 +219,7 @@ def cmd_measure(args) -> int:
 
 
 def cmd_profile(args) -> int:
-    job = job_from_args(args, args.from_path)
-    reason = jobs.unsupported_reason(job)
-    if reason:
-        raise CliError(f"unsupported configuration: {reason}")
-    reference = check_reference(args.reference, job) if args.reference is not None else None
-    out = check_out(args.out)
+    job, reference, out = checked_job(args, args.from_path)
     flamegraph = Path(args.flamegraph) if args.flamegraph else out.with_suffix(".html")
     if flamegraph.suffix != ".html":
         raise CliError(f"--flamegraph {flamegraph}: must end in .html")
@@ -287,9 +288,10 @@ def cmd_schema(args) -> int:
 
 
 # The parser -------------------------------------------------------------------------------
-def _add_settings(parser: argparse.ArgumentParser) -> None:
+def _add_settings(parser: argparse.ArgumentParser, model_settings: bool = False) -> None:
     """One option per Job setting: its type, its choices or bounds, and its help, from the
-    Job (the same words as the errors and config/README.md)."""
+    Job (the same words as the errors and config/README.md); with ``model_settings``, also
+    ``--set KEY=VALUE`` for the model settings (:func:`job_from_args` reads both)."""
     for name, setting in jobs.SETTINGS.items():
         text = f"{setting.metadata['help']}; {bounds_text(name)}"
         if name in MODEL_SETTINGS:
@@ -299,6 +301,14 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
         if options["choices"] is None:
             options["type"] = _checked(kind, jobs.bounds(name))
         parser.add_argument(_option(name), **options)
+    if model_settings:
+        parser.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help=f"a model setting: {', '.join(MODEL_SETTINGS)}",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -340,14 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and --out's folder are checked before anything runs.",
         failed="the measurement failed; --out holds its failed record (status=failed, reason)",
     )
-    _add_settings(measure)
-    measure.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help=f"a model setting: {', '.join(MODEL_SETTINGS)}",
-    )
+    _add_settings(measure, model_settings=True)
     measure.add_argument(
         "--reference",
         metavar="NPZ",
@@ -384,14 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(phase profile, probe memray) to --out, and memray's flame graph to --flamegraph.",
         failed="the profile failed; --out holds its failed record (status=failed, reason)",
     )
-    _add_settings(profile)
-    profile.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help=f"a model setting: {', '.join(MODEL_SETTINGS)}",
-    )
+    _add_settings(profile, model_settings=True)
     profile.add_argument(
         "--from-path",
         metavar="PATH",
