@@ -212,16 +212,22 @@ def test_every_measure_job_ran_in_a_slurm_job(runs, slurm_jobs):
     assert set(measurements.hostname) == nodes
 
 
+def _outcomes(frame: pd.DataFrame) -> set[tuple]:
+    """Each row's key and outcome. A reading below its probe's resolution (a per-agent
+    share under one page) is a measured outcome like an ok one: which side of one page
+    a few KB land on is the measurement's noise, not a difference between the runs."""
+    below = (frame.status == "unavailable") & frame.reason.fillna("").str.contains("under one page")
+    outcome = frame.status.where(~below & (frame.status != "ok"), "measured")
+    return set(map(tuple, frame[ROW_KEY].astype(str).assign(outcome=outcome).values))
+
+
 def test_same_measurement_rows_as_a_local_run(runs):
     workdirs, _ = runs
     frames = {
         name: pd.read_parquet(workdir / "results/measurements.parquet")
         for name, workdir in workdirs.items()
     }
-    keys = {
-        name: set(map(tuple, frame[[*ROW_KEY, "status"]].astype(str).values))
-        for name, frame in frames.items()
-    }
+    keys = {name: _outcomes(frame) for name, frame in frames.items()}
     assert keys["slurm"] == keys["local"]
     assert len(keys["slurm"]) > 100
     assert not (frames["slurm"].status == "failed").any()
