@@ -119,7 +119,7 @@ def test_the_list_rules_are_stated():
     text = " ".join(README.read_text().split())
     assert "non-empty list without duplicates" in text
     assert config.schema()["required"] == ["sweep"]
-    assert "`sweep` (required), `model` and `budget` (each key left out takes its default)" in text
+    assert "`sweep` (required), `also` (optional), `model` and `budget` (each key left out" in text
     assert "no other key at any level" in text
 
 

@@ -96,6 +96,10 @@ def test_summary_rows_are_present_and_positive(private_run):
         above = value(private_run, "summary", "all", "peak_bytes", probes.VMHWM)
         assert total == pytest.approx(baseline + above, abs=4096)
         assert total > baseline >= value(private_run, "import", "load", "anon_bytes", probes.ANON)
+        # The supervisor's lifetime peak holds the configuration's peak and the work after
+        # it (the traced rebuild of the model and both private copies for the sites).
+        lifetime = value(private_run, "summary", "all", "job_peak_bytes", probes.Supervisor.name)
+        assert lifetime >= total
 
 
 def test_every_row_names_its_probe_unit_and_status(private_run):

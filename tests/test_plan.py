@@ -289,3 +289,61 @@ def test_cli_settings_from_path_then_set_then_options():
     assert job("--set", "seed=6").seed == 6
     assert job("--set", "seed=6", "--seed", "7").seed == 7
     assert job("--grid", "5").grid == 5
+
+
+# `also`: more sweeps beside the main one -----------------------------------------------
+def test_an_also_sweep_adds_its_own_combinations_and_nothing_twice():
+    scaling = small(sweep={"storage": ["dense"], "dtype": ["float64"], "grid": [3, 5, 7]})
+    with_fixes = {**copy.deepcopy(scaling), "also": [{"grid": [7], "storage": ["dense", "csr"]}]}
+    before = {p.job.config_id: p for p in sweep.plan(copy.deepcopy(scaling))}
+    after = {p.job.config_id: p for p in sweep.plan(with_fixes)}
+    added = {
+        (p.job.backend, p.job.storage, p.job.grid) for i, p in after.items() if i not in before
+    }
+    # Two backends × csr at grid 7 only; dense at grid 7 was planned by the main sweep.
+    assert added == {("pymdp-numpy", "csr", 7), ("lean", "csr", 7)}
+    assert set(before) <= set(after) and len(after) == len(before) + 2
+    assert after[next(iter(before))].path == next(iter(before.values())).path
+
+
+def test_an_also_sweep_may_only_replace_the_sweeps_axes():
+    bad = {**small(), "also": [{"grid": [4]}, {"obs_noise": [0.2], "seed": [1]}]}
+    with pytest.raises(config.ConfigError) as raised:
+        config.check(bad)
+    message = str(raised.value)
+    assert "also[1].obs_noise: not an axis of sweep" in message
+    assert "also[1].seed: not an axis of sweep" in message
+    assert "also[0]" not in message
+
+
+@pytest.mark.parametrize(
+    ("also", "expected"),
+    [
+        ([{}], "also[0]: {} should be non-empty"),
+        ([{"grid": [1]}], "also[0].grid[0]: 1 is less than the minimum of 2"),
+        ({"grid": [4]}, "also: {'grid': [4]} is not of type 'array'"),
+        ([], "also: [] should be non-empty"),
+    ],
+)
+def test_an_also_sweep_is_checked_like_the_sweep(also, expected):
+    with pytest.raises(config.ConfigError, match=re.escape(expected)):
+        config.check({**small(), "also": also})
+
+
+def test_the_default_config_measures_each_fix_beside_its_base():
+    """Every one-axis fix (storage, dtype, sharing) of the default sweep's largest
+    configuration is planned for every backend that can run it."""
+    planned = sweep.plan(config.load(ROOT / "config" / "config.yaml"))
+    ran = {(p.job.backend, p.job.storage, p.job.dtype, p.job.grid, p.job.agents, p.job.sharing)
+           for p in planned if p.status == sweep.RUN}  # fmt: skip
+    grids = sorted({p.job.grid for p in planned})
+    assert len(grids) >= 4  # a scaling fit needs four points
+    for backend in ("pymdp-numpy", "pymdp-jax", "lean"):
+        base = (backend, "dense", "float64", grids[-1], 10, "private")
+        assert base in ran
+        for fix in ((1, "csr"), (2, "float32"), (5, "shared")):
+            variant = (*base[: fix[0]], fix[1], *base[fix[0] + 1 :])
+            planned_variant = [p for p in planned if (p.job.backend, p.job.storage, p.job.dtype,
+                               p.job.grid, p.job.agents, p.job.sharing) == variant]  # fmt: skip
+            assert planned_variant, variant  # run, or unsupported with its reason
+            assert planned_variant[0].status == sweep.RUN or planned_variant[0].reason

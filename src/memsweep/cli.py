@@ -287,6 +287,85 @@ def cmd_schema(args) -> int:
     return OK
 
 
+# Comparing sets ---------------------------------------------------------------------------
+REGRESSED = 1  # compare --fail-on-regression: a figure regressed
+
+
+def _resolution(sets) -> tuple[dict[str, float] | None, str]:
+    """Each probe's resolution from the calibrations found beside the sets (the larger
+    where two disagree), and where it came from; (None, "") where none was found."""
+    import pandas as pd
+
+    from memsweep.harness.calibration import resolution
+
+    paths = sorted({str(s.calibration) for s in sets if s.calibration is not None})
+    if not paths:
+        return None, ""
+    found: dict[str, float] = {}
+    for path in paths:
+        try:
+            calibrated = resolution(pd.read_parquet(path))
+        except (OSError, ValueError, KeyError) as error:
+            raise CliError(f"{path}: not a readable calibration ({error})") from None
+        for probe, size in calibrated.items():
+            found[probe] = max(size, found.get(probe, 0.0))
+    return found, " and ".join(paths)
+
+
+def cmd_compare(args) -> int:
+    from memsweep.results import compare, compare_render
+
+    threshold = args.threshold / 100
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CliError(f"--out {out}: is a file; name a folder")
+    try:
+        if args.axis:
+            if args.new is not None:
+                raise CliError("--axis compares two values within ONE set: give BASE only")
+            axis, sep, values = args.axis.partition("=")
+            if not sep:
+                raise CliError(f"--axis expects AXIS=BASE,NEW, got {args.axis!r}")
+            base, new = compare.split(
+                compare.load(args.base, args.results), axis, values.split(",")
+            )
+        else:
+            if args.new is None:
+                raise CliError("give BASE and NEW, or one set and --axis AXIS=BASE,NEW")
+            axis = None
+            base, new = compare.load(args.base, args.results), compare.load(args.new, args.results)
+        resolution, source = _resolution((base, new))
+        result = compare.compare(base, new, axis, threshold, resolution, source)
+    except compare.CompareError as error:
+        raise CliError(str(error)) from None
+    written = compare_render.write(result, out)
+    print(compare_render.summary(result, written))
+    regressed = result.counts()[compare.REGRESSED]
+    return REGRESSED if regressed and args.fail_on_regression else OK
+
+
+def cmd_baseline(args) -> int:
+    from memsweep.results import baselines
+
+    if args.action == "list":
+        found = baselines.listed(args.results)
+        for described in found:
+            versions = ", ".join(described.get("pymdp_version") or []) or "unknown"
+            print(
+                f"{described['name']}: {described.get('configurations', '?')} configurations, "
+                f"PyMDP {versions}, saved {described.get('saved_at', '?')} ({described['path']})"
+            )
+        if not found:
+            print(f"no baselines in {Path(args.results) / baselines.FOLDER}")
+        return OK
+    try:
+        path = baselines.save(args.name, args.results, args.force)
+    except baselines.BaselineError as error:
+        raise CliError(str(error)) from None
+    print(f"baseline {args.name}: saved to {path}")
+    return OK
+
+
 # The parser -------------------------------------------------------------------------------
 def _add_settings(parser: argparse.ArgumentParser, model_settings: bool = False) -> None:
     """One option per Job setting: its type, its choices or bounds, and its help, from the
@@ -484,6 +563,72 @@ def build_parser() -> argparse.ArgumentParser:
         "Print the JSON schema a sweep config is checked against (made from the code).",
     )
     schema.set_defaults(handler=cmd_schema)
+
+    compare = command(
+        "compare",
+        "compare two measurement sets: what improved, what regressed, what did not change",
+        "Compare BASE with NEW configuration by configuration (matched on every setting\n"
+        "but the compared axis): memory beyond the probe's resolution and --threshold of\n"
+        "BASE; time by a Mann-Whitney U test (p < 0.01) and the ratio of medians beyond\n"
+        "--threshold; precision by any change of action agreement or a maximum error moved\n"
+        "more than x10. A set is a results folder, a .parquet file or a baseline's name.\n"
+        "Writes compare.{md,html,csv,png} to --out; with --fail-on-regression, exit\n"
+        f"status {REGRESSED} means a figure regressed.",
+    )
+    compare.add_argument("base", metavar="BASE", help="a results folder, .parquet or baseline")
+    compare.add_argument("new", metavar="NEW", nargs="?", help="the same kinds (not with --axis)")
+    compare.add_argument(
+        "--axis",
+        metavar="AXIS=BASE,NEW",
+        help="compare two values of one column within BASE, e.g. pymdp_version=1.0.0,1.0.4",
+    )
+    percent = _checked(float, {"minimum": 0})
+    compare.add_argument(
+        "--threshold",
+        type=percent,
+        default=5.0,
+        metavar="PCT",
+        help=f"the smallest change that counts, in percent of BASE, {percent.words} (default 5)",
+    )
+    compare.add_argument(
+        "--out", default="results/compare", metavar="FOLDER", help="(default results/compare)"
+    )
+    compare.add_argument(
+        "--results", default="results", metavar="FOLDER", help="where baselines are saved"
+    )
+    compare.add_argument(
+        "--fail-on-regression",
+        action="store_true",
+        help=f"exit with status {REGRESSED} when any figure regressed",
+    )
+    compare.epilog += f"\n  {REGRESSED:>3}  with --fail-on-regression: a figure regressed"
+    compare.set_defaults(handler=cmd_compare)
+
+    baseline = command(
+        "baseline",
+        "save the current measurements as a named baseline, or list the saved ones",
+        "save NAME: copy RESULTS/measurements.parquet (and calibration.parquet) with its\n"
+        "provenance to RESULTS/baselines/NAME/, which compare accepts as a set;\n"
+        "list: the saved baselines.",
+    )
+    actions = baseline.add_subparsers(dest="action", required=True, metavar="ACTION")
+    save = actions.add_parser(
+        "save",
+        help="save a baseline",
+        description="Copy RESULTS/measurements.parquet, calibration.parquet (if any) and a\n"
+        "provenance.json (versions, dates, code digests) to RESULTS/baselines/NAME/;\n"
+        "an existing NAME is refused unless --force.",
+        parents=[debug],
+        formatter_class=_Formatter,
+    )
+    save.add_argument("name", metavar="NAME", help="letters, digits, '.', '_', '-'")
+    save.add_argument("--force", action="store_true", help="replace a baseline of that name")
+    listing = actions.add_parser("list", help="list the saved baselines", parents=[debug])
+    for action in (save, listing):
+        action.add_argument(
+            "--results", default="results", metavar="FOLDER", help="(default results)"
+        )
+    baseline.set_defaults(handler=cmd_baseline)
     return parser
 
 

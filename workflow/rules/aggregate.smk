@@ -6,6 +6,7 @@ TABLES = [
     "baseline_bytes",
     "peak_bytes",
     "total_peak_bytes",
+    "job_peak_bytes",
     "per_agent_bytes",
     "model_bytes",
     "step_seconds",

@@ -260,9 +260,10 @@ class Measurement:
         self.start_repeat()
         self.step("compile", repeat=0, index=0)
 
-    def steps(self) -> None:
+    def steps(self, repeats: int | None = None) -> None:
+        """The job's repeats of its steps (``repeats`` of them where given)."""
         self.on_phase("step")
-        for repeat in range(self.job.repeats):
+        for repeat in range(self.job.repeats if repeats is None else repeats):
             if repeat:
                 self.start_repeat()
             first = 1 if repeat == 0 else 0

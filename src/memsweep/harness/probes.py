@@ -190,7 +190,7 @@ class Supervisor(Probe):
     name = "supervisor"
     sees = (
         "the resident memory of the job's process tree, polled from outside every 20 ms, "
-        "and the child's lifetime peak checked after it exits (failure records only)"
+        "and the child's lifetime peak checked after it exits (a job's job_peak_bytes)"
     )
 
 

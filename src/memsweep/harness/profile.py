@@ -4,9 +4,10 @@ site, and memray's flame graph.
 ``memsweep profile`` runs the job's measurement once more, in a fresh process under the
 supervisor and its memory cap (``python -m memsweep.harness.profile``), with
 ``memray.Tracker(native_traces=True)`` on from the post-import baseline to the end of
-the steps: the agents' work, the span of ``summary/peak_bytes`` less the harness's own
-arithmetic after the steps (a least-squares fit whose LAPACK call makes OpenBLAS allocate
-a 32 MB buffer, which would be the high-water mark). tracemalloc is off (memray would
+the first repeat's steps (later repeats redo the same work): the agents' work, the span
+of ``summary/peak_bytes`` less the harness's own arithmetic after the steps (a
+least-squares fit whose LAPACK call makes OpenBLAS allocate a 32 MB buffer, which would
+be the high-water mark). tracemalloc is off (memray would
 count its tables at the sites that allocate) and the job's own table is not kept. memray sees
 every allocation through malloc and its kin, so per-call temporaries and XLA's buffers
 get their sites here. Rows (phase ``profile``, operation ``high_water``, probe
@@ -72,7 +73,10 @@ class Profiled(Measurement):
         super().build()
 
     def steps(self) -> None:
-        super().steps()
+        # The first repeat only: each repeat resets the agents and does the same work
+        # again, so the heap's high-water mark is reached in the first, and memray's
+        # native stacks make every further step several times slower (JAX: 47 s for 3).
+        super().steps(repeats=1)
         self.memray.__exit__(None, None, None)
 
     def compiled_plans(self) -> None:

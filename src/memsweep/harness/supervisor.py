@@ -34,11 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+import pyarrow as pa
 
 from memsweep.files import remove_partials
 from memsweep.harness import limits, probes
 from memsweep.plan.jobs import Job, reference_job
-from memsweep.results.schema import to_table, write_measurements
+from memsweep.results.schema import read_file, to_table, write_measurements
 
 POLL_SECONDS = 0.02
 PROBE = probes.Supervisor.name
@@ -408,6 +409,34 @@ def failed_record(job: Job, outcome: Outcome, out: str | Path) -> Path:
     return write_measurements(to_table([row]), out)
 
 
+def record_job_peak(outcome: Outcome, out: str | Path) -> Path:
+    """Add to a finished job's file its process's peak over its whole life.
+
+    The summary's ``total_peak_bytes`` is the configuration's: from the baseline to the
+    end of its steps. The process also rebuilds the model under tracemalloc for the
+    allocation sites and writes its rows; what a memory cap or a scheduler sees is this
+    lifetime peak (``job_peak_bytes``, probe ``supervisor``: the highest of the polls,
+    the child's own high-water mark and ``ru_maxrss``), which only the supervisor knows
+    once the child has exited.
+    """
+    table = read_file(out)
+    row = {
+        **table.slice(0, 1).to_pylist()[0],  # its configuration and provenance
+        "phase": "summary",
+        "operation": "all",
+        "metric": "job_peak_bytes",
+        "probe": PROBE,
+        "value": float(outcome.peak_rss_bytes),
+        "unit": "B",
+        "status": "ok",
+        "reason": None,
+        "site": None,
+        "repeat": None,
+        "step": None,
+    }
+    return write_measurements(pa.concat_tables([table, to_table([row])]), out)
+
+
 def measure_job(
     job: Job,
     out: str | Path,
@@ -421,7 +450,9 @@ def measure_job(
     with _stop_signals_noted():
         outcome = run_child([*args, "--out", str(out)], mem_cap_mb, log)
         remove_partials(out)
-        if not outcome.ok:
+        if outcome.ok:
+            record_job_peak(outcome, out)
+        else:
             failed_record(job, outcome, out)
         _raise_if_stopped()
     return outcome

@@ -109,6 +109,18 @@ def schema() -> dict:
                 axes,
                 required=jobs.CORE_AXES,
             ),
+            "also": {
+                "type": "array",
+                "minItems": 1,
+                "description": "more sweeps, each the sweep with the axes it names replaced "
+                "(e.g. the fixes at one size only); a combination planned twice runs once",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "minProperties": 1,
+                    "properties": axes,
+                },
+            },
             "model": section(
                 "settings shared by every job (any may be promoted to a sweep axis)", model
             ),
@@ -160,10 +172,27 @@ def check(config: dict) -> dict:
         if len(messages) == 1:
             raise ConfigError(f"invalid config: {messages[0]}")
         raise ConfigError("invalid config:\n  " + "\n  ".join(messages))
+    _check_also(config)
     for section in ("model", "budget"):
         for key, rule in rules["properties"][section]["properties"].items():
             config.setdefault(section, {}).setdefault(key, rule["default"])
     return config
+
+
+def _check_also(config: dict) -> None:
+    """Each ``also`` sweep replaces axes of ``sweep``: it may not add one, since a new
+    axis would be a folder level that the main sweep's outputs lack."""
+    axes = list(config["sweep"])
+    problems = [
+        f"also[{index}].{key}: not an axis of sweep (its axes: {', '.join(axes)})"
+        for index, block in enumerate(config.get("also", []))
+        for key in block
+        if key not in axes
+    ]
+    if len(problems) == 1:
+        raise ConfigError(f"invalid config: {problems[0]}")
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
 
 
 def load(path: str | Path) -> dict:

@@ -67,17 +67,23 @@ def reference_path(job: Job, axes: tuple[str, ...]) -> str:
 
 
 def jobs_from_config(config: dict) -> tuple[list[Job], tuple[str, ...]]:
-    """Every combination of the axes of a checked config, crossed with the model settings."""
+    """Every combination of the axes of a checked config, crossed with the model settings:
+    the ``sweep``'s, then each ``also`` sweep's (the sweep with the axes it names
+    replaced); a combination planned twice is one job, in its first place."""
     sweep, model = config["sweep"], dict(config.get("model", {}))
     axes = tuple(sweep)
-    jobs = []
-    for combination in itertools.product(*(sweep[axis] for axis in axes)):
-        settings = {**model, **dict(zip(axes, combination, strict=True))}
-        try:
-            jobs.append(Job.from_dict(settings))
-        except ValueError as error:
-            raise ConfigError(f"sweep: {error}") from error
-    return jobs, axes
+    sweeps = [("sweep", sweep)]
+    sweeps += [(f"also[{i}]", {**sweep, **block}) for i, block in enumerate(config.get("also", []))]
+    jobs: dict[str, Job] = {}
+    for key, lists in sweeps:
+        for combination in itertools.product(*(lists[axis] for axis in axes)):
+            settings = {**model, **dict(zip(axes, combination, strict=True))}
+            try:
+                job = Job.from_dict(settings)
+            except ValueError as error:
+                raise ConfigError(f"{key}: {error}") from error
+            jobs.setdefault(job.config_id, job)
+    return list(jobs.values()), axes
 
 
 def plan_job(
@@ -124,7 +130,9 @@ def summary(planned: list[PlannedJob]) -> str:
     axes = planned[0].axes
     runnable = [p for p in planned if p.status == RUN]
     lines = [f"memsweep plan: {len(planned)} configurations, {len(runnable)} to run"]
-    lines.append("  axes (every combination is planned):")
+    lines.append(
+        "  axes, every value planned (each sweep, `also` too, plans all its combinations):"
+    )
     for axis in axes:
         values = dict.fromkeys(str(getattr(p.job, axis)) for p in planned)
         lines.append(f"    {axis:<12} {', '.join(values)}")

@@ -108,6 +108,9 @@ SUMMARY_METRICS = {
     "baseline_bytes": "B",
     "peak_bytes": "B",
     "total_peak_bytes": "B",
+    # The process's peak over its whole life (harness work after the steps included),
+    # probe supervisor: what a memory cap or a scheduler sees.
+    "job_peak_bytes": "B",
     "per_agent_bytes": "B",
     "model_bytes": "B",
     "step_seconds": "s",
