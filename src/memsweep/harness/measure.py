@@ -41,7 +41,7 @@ import numpy as np
 
 from memsweep import __version__, agents
 from memsweep.agents import StepInput
-from memsweep.harness import limits, precision, probes, sites
+from memsweep.harness import jumps, limits, precision, probes, sites
 from memsweep.harness.recorder import Recorder, seconds
 from memsweep.harness.reference import Reference
 from memsweep.plan.jobs import Job, unsupported_reason
@@ -79,6 +79,18 @@ def provenance(backend_name: str) -> dict:
         # What held the job to its cap, as its supervisor says (none outside one).
         "cap_enforcement": os.environ.get(limits.RECORD_VARIABLE),
     }
+
+
+def _malloc_trim() -> bool | str:
+    """Call glibc's ``malloc_trim(0)``; its result, or why it could not be called."""
+    import ctypes
+
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return "no malloc_trim in this C library (glibc only)"
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return bool(trim(0))
 
 
 def levels() -> dict[str, probes.Reading]:
@@ -311,6 +323,18 @@ class Measurement:
             slope = np.polyfit(steps[1:], values[1:], 1)[0]
             metric = f"{probe.level_metric}_growth_per_100_steps_bytes"
             self.record.add("growth", "step", metric, probes.Reading(100 * slope, probe.name))
+            self.steady_growth_rows(probe, jumps.split(steps, values))
+
+    def steady_growth_rows(self, probe, split: jumps.Growth) -> None:
+        """The jumps and the slope after the last of them (:mod:`memsweep.harness.jumps`)."""
+        level = probe.level_metric
+        jumped = probes.Reading(split.jump_bytes, probe.name)
+        self.record.add("growth", "step", f"{level}_jump_bytes", jumped)
+        if split.steady_per_100_steps is None:
+            steady = probes.Reading(math.nan, probe.name, status="unavailable", reason=split.reason)
+        else:
+            steady = probes.Reading(split.steady_per_100_steps, probe.name)
+        self.record.add("growth", "step", f"{level}_steady_growth_per_100_steps_bytes", steady)
 
     # 6-7. summary and precision -----------------------------------------------------------
     def summary(self) -> None:
@@ -395,6 +419,28 @@ class Measurement:
             self.record.add(
                 "cleanup", "drop_agents", "retained_bytes", probes.Reading(retained, name)
             )
+        self.trim(released)
+
+    def trim(self, released: dict[str, probes.Reading]) -> None:
+        """What of the retained memory the allocator held, not the objects.
+
+        glibc's ``malloc_trim(0)`` hands the heap's free pages back to the kernel: the
+        page-counting probes' fall over it is memory the allocator kept after the drop
+        (free, but resident), the rest of ``retained_bytes`` is still held (live objects,
+        caches, fragmentation). Each probe is compared with itself only.
+        """
+        returned = _malloc_trim()
+        after = levels()
+        for name in sorted(PAGE_COUNTED & set(after)):
+            if isinstance(returned, str):
+                unread = probes.Reading(math.nan, name, status="unavailable", reason=returned)
+                self.record.add("cleanup", "malloc_trim", "returned_bytes", unread)
+                self.record.add("cleanup", "malloc_trim", "retained_bytes", unread)
+                continue
+            fell = probes.Reading(released[name].value - after[name].value, name)
+            kept = probes.Reading(after[name].value - self.baseline[name].value, name)
+            self.record.add("cleanup", "malloc_trim", "returned_bytes", fell)
+            self.record.add("cleanup", "malloc_trim", "retained_bytes", kept)
 
     # 9. sites --------------------------------------------------------------------------
     def allocation_sites(self) -> None:
