@@ -267,6 +267,31 @@ def cmd_plan(args) -> int:
     return OK
 
 
+def cmd_prune(args) -> int:
+    from memsweep.plan import config, predict, sweep
+    from memsweep.results import prune
+
+    try:
+        planned = sweep.plan(config.load(args.config), predict.load_predictor())
+    except config.ConfigError as error:
+        raise CliError(str(error)) from None
+    stale = prune.stale_files(args.directory, planned)
+    where = Path(args.directory) / sweep.MEASUREMENTS
+    if not stale:
+        print(f"{where}: every measurement file belongs to the sweep of {args.config}")
+        return OK
+    for path in stale:
+        print(path)
+    if not args.delete:
+        print(f"{len(stale)} measurement file(s) in {where} that {args.config} does not plan; "
+              "the report and results/measurements.parquet leave them out already "
+              "(--delete removes them)")  # fmt: skip
+        return OK
+    removed = prune.remove(stale, args.directory)
+    print(f"removed {len(stale)} measurement file(s) ({removed} paths with their sidecars)")
+    return OK
+
+
 def cmd_predict(args) -> int:
     from memsweep.plan import forecast
 
@@ -542,6 +567,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="FILE.parquet", help="also write the plan table to this Parquet file"
     )
     plan.set_defaults(handler=cmd_plan)
+
+    prune = command(
+        "prune",
+        "list (or remove) measurement files that the current sweep does not plan",
+        "The measurement tree keeps every file measured in its folder, also of values a\n"
+        "later config dropped (adding them back then reruns nothing). The report and\n"
+        "results/measurements.parquet hold the current sweep's only; a reader of the tree\n"
+        "sees every file. List the files CONFIG does not plan; --delete removes them.",
+    )
+    prune.add_argument("config", nargs="?", default="config/config.yaml",
+                       help="the sweep config (default config/config.yaml)")  # fmt: skip
+    prune.add_argument("--directory", default=".", metavar="FOLDER",
+                       help="the folder the sweep ran in (default: here)")  # fmt: skip
+    prune.add_argument("--delete", action="store_true", help="remove the files listed")
+    prune.set_defaults(handler=cmd_prune)
 
     predict = command(
         "predict",
