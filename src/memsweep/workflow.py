@@ -20,10 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from memsweep.agents import module_path
-from memsweep.harness import retry
+from memsweep.agents.base import PYMDP_PINNED
+from memsweep.harness import envs, retry
 from memsweep.plan import config as config_module
 from memsweep.plan import predict, sweep
-from memsweep.plan.jobs import reference_job
+from memsweep.plan.jobs import LATER, SETTINGS, reference_job
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -72,6 +73,10 @@ AGGREGATE_CODE = sources("results", "files.py")
 # The predictor: its fitting, the rows it reads, the sizes it fits against.
 PREDICTOR_CODE = sources("report/predictor.py", "report/queries.py", "plan", "results", "files.py")
 REPORT_CODE = sources("report")
+# The environment of each PyMDP release the sweep names but memsweep does not pin
+# (memsweep.harness.envs): the pymdp_env rule's output, an input of the release's jobs.
+ENVS = "results/envs"
+ENVS_CODE = sources("harness/envs.py", "agents/base.py")
 # Deep profiles (memsweep.harness.profile): the checkpoint that picks them depends on its
 # choosing; each profile job on the measure rule's digest of its backend.
 PROFILES = "results/profiles"
@@ -130,7 +135,9 @@ class Pipeline:
             + "/".join(f"{axis}={{{axis}}}" for axis in self.folder_axes)
             + "/policy_len={policy_len}.parquet"
         )
-        self.reference_axes = ["grid"] + [a for a in self.folder_axes if a in sweep.MODEL_SETTINGS]
+        self.reference_axes = ["grid"] + [
+            a for a in self.folder_axes if a in sweep.REFERENCE_SETTINGS
+        ]
         self.reference_pattern = (
             f"{sweep.REFERENCES}/"
             + "/".join(f"{axis}={{{axis}}}" for axis in self.reference_axes)
@@ -170,8 +177,56 @@ class Pipeline:
         the same for every job: a changed model setting changes it, so every job that
         uses the setting reruns. A measure job is its wildcards plus these settings.
         """
-        fixed = {k: v for k, v in self.config["model"].items() if k not in self.axes}
+        fixed = {
+            key: value
+            for key, value in self.config["model"].items()
+            # A setting added later, at its default, is left out: the command of every job
+            # measured before it existed stays the same (memsweep.plan.jobs.LATER).
+            if key not in self.axes and not (key in LATER and value == SETTINGS[key].default)
+        }
         return " ".join(f"--set {key}={value}" for key, value in sorted(fixed.items()))
+
+    # PyMDP releases ------------------------------------------------------------------
+    def pymdp_releases(self) -> list[str]:
+        """The releases the runnable jobs run on but the pinned one: each has an environment."""
+        versions = {p.job.pymdp_version for p in self.runnable.values()}
+        return sorted(versions - {PYMDP_PINNED})
+
+    @staticmethod
+    def env_marker(version: str) -> str:
+        return f"{ENVS}/pymdp-{version}.json"
+
+    def env_input(self) -> list[str] | Callable:
+        """The measure rule's ``env`` input: the marker of the environment of the job's
+        release (none for the pinned release). A list where every job runs on one release,
+        a lookup by the ``pymdp_version`` wildcard where it is an axis."""
+        if "pymdp_version" not in self.axes:
+            return [self.env_marker(v) for v in self.pymdp_releases()]
+        markers = {v: [self.env_marker(v)] for v in self.pymdp_releases()}
+
+        def env(wildcards) -> list[str]:
+            return markers.get(wildcards.pymdp_version, [])
+
+        return _fast_signature(env)
+
+    @staticmethod
+    def env_requirements(wildcards) -> str:
+        """The pymdp_env rule's ``requirements`` param: what the environment installs, at
+        which pins (a new pin rebuilds it, and so reruns its release's jobs)."""
+        version = wildcards.version
+        return " ".join([*envs.requirements(version), "-c", *envs.constraints()])
+
+    @staticmethod
+    def env_command() -> str:
+        """The pymdp_env rule's shell command: build (or find) the release's environment."""
+        return (
+            f"{shlex.quote(sys.executable)} -m memsweep.harness.envs {{wildcards.version}} "
+            "--marker {output} > {log} 2>&1"
+        )
+
+    def env_constraints(self) -> dict[str, str]:
+        """The pymdp_env rule's ``version`` wildcard: the releases of this sweep only."""
+        return {"version": _alternatives(self.pymdp_releases() or ["none"])}
 
     def measure_command(self) -> str:
         """The measure rule's shell command: ``memsweep measure`` on the job's output path.
@@ -339,6 +394,8 @@ class Pipeline:
         paths = {
             planned.job.config_id: PROFILES + path.removeprefix(sweep.MEASUREMENTS)
             for path, planned in self.runnable.items()
+            # memray lives in memsweep's own environment: the pinned release is profiled
+            if planned.job.pymdp_version == PYMDP_PINNED
         }
         return json.dumps(paths, sort_keys=True)
 

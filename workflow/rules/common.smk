@@ -7,6 +7,7 @@ from snakemake.utils import min_version
 from memsweep.plan.config import ConfigError
 from memsweep.workflow import (
     AGGREGATE_CODE,
+    ENVS_CODE,
     PLAN_CODE,
     REFERENCE_CODE,
     REPORT_CODE,
@@ -33,6 +34,8 @@ MEASURE_RESOURCES = PIPELINE.measure_resources(
     workflow.resource_settings.nodes, workflow.global_resources.keys()
 )
 MEASURE_COMMAND = PIPELINE.measure_command()
+# The environment of the job's PyMDP release, none for the pinned one (workflow/rules/envs.smk).
+MEASURE_ENV = PIPELINE.env_input()
 MEASURE_CAP = PIPELINE.mem_cap()
 # "" unless `memsweep measure` left sidecars of jobs the cap stopped (memsweep.harness.retry).
 MEASURE_CAP_RETRY = PIPELINE.cap_retry()

@@ -5,6 +5,7 @@
 rule measure:
     input:
         reference=REFERENCE_OUTPUT,
+        env=MEASURE_ENV,
     output:
         MEASURE_OUTPUT,
     log:

@@ -36,6 +36,31 @@ from memsweep.world.gridworld import (
     transition_matrices,
 )
 
+# The PyMDP releases a job may run on (its ``pymdp_version``): the one pyproject.toml pins
+# runs in memsweep's own environment, each other in an environment of its own
+# (:mod:`memsweep.harness.envs`). The 0.0.x line is represented by its last release: the
+# earlier ones (0.0.1 … 0.0.7) share its API and were never tried with today's numpy.
+PYMDP_DISTRIBUTION = "inferactively-pymdp"
+PYMDP_RELEASES = ("0.0.7.1", "1.0.0", "1.0.1", "1.0.2", "1.0.3", "1.0.4")
+PYMDP_PINNED = "1.0.4"
+
+
+def release(version: str) -> tuple[int, ...]:
+    """``"0.0.7.1"`` -> ``(0, 0, 7, 1)``: releases in the order they were made."""
+    return tuple(int(part) for part in version.split("."))
+
+
+def accepted(function, **arguments) -> dict:
+    """The ``arguments`` that ``function``'s signature names: a release of PyMDP whose
+    ``Agent`` lacks one of them runs with its own default for it, instead of a TypeError
+    (``**kwargs`` in the signature takes them all)."""
+    import inspect
+
+    parameters = inspect.signature(function).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return arguments
+    return {name: value for name, value in arguments.items() if name in parameters}
+
 
 @dataclass(frozen=True)
 class AgentSpec:
@@ -195,6 +220,18 @@ class Backend(ABC):
             if table[key]:
                 return table[key]
         return st.unsupported_reason(spec.storage, spec.dtype)
+
+    def pymdp_reason(self, version: str) -> str | None:
+        """Why this backend cannot run on PyMDP ``version`` (one of :data:`PYMDP_RELEASES`),
+        or None. A backend that runs on no PyMDP (no ``pymdp_version`` among its
+        ``libraries``) would measure the same thing on every release: it runs once, with
+        the pinned one."""
+        if version != PYMDP_PINNED and "pymdp_version" not in self.libraries:
+            return (
+                f"{self.name} does not use PyMDP: it runs once, with the pinned "
+                f"{PYMDP_PINNED} (the same agents on every release)"
+            )
+        return None
 
     def versions(self) -> dict[str, str | None]:
         """Versions of the libraries this backend runs on, keyed by provenance column

@@ -1,5 +1,8 @@
 """``pymdp-jax``: PyMDP 1.0.4's JAX agent (``pymdp.agent.Agent``), the whole step jitted.
 
+On another 1.0.x release (``pymdp_version``) the same agent runs, given only the settings
+its ``Agent`` takes; 0.0.x has no JAX agent.
+
 What an agent is here. The JAX agent is an ``equinox.Module`` with a leading
 batch axis, so ``agents`` agents are ONE ``Agent`` with ``batch_size=agents``:
 each row of the batch has its own beliefs (q(s), q(π), the empirical prior),
@@ -71,6 +74,8 @@ from memsweep.agents.base import (
     Population,
     StepInput,
     StoredModel,
+    accepted,
+    release,
     xla_memory_plan,
 )
 from memsweep.world.gridworld import ACTIONS
@@ -140,11 +145,8 @@ class JaxPopulation(Population):
         prepare = (lambda array: array) if spec.sharing == "shared" else batched
         with jax.enable_x64(self._x64):
             a, b, c, d = (jnp.asarray(prepare(x)) for x in (model.A, model.B, model.C, model.D))
-            self.agent = Agent(
-                A=[a],
-                B=[b],
-                C=[c],
-                D=[d],
+            settings = accepted(
+                Agent,
                 policy_len=spec.policy_len,
                 batch_size=spec.agents,
                 gamma=16.0,
@@ -156,6 +158,7 @@ class JaxPopulation(Population):
                 use_states_info_gain=True,
                 use_param_info_gain=False,
             )
+            self.agent = Agent(A=[a], B=[b], C=[c], D=[d], **settings)
             del a, b, c, d  # the agent holds its own (batched) arrays; drop the unbatched ones
             # The step computes in the model's dtype promoted with JAX's default float (PyMDP's
             # own constants have that dtype): float32 for a float16 model. The prior it returns
@@ -254,6 +257,11 @@ class PymdpJax(Backend):
 
     def __init__(self):
         self._step = None
+
+    def pymdp_reason(self, version: str) -> str | None:
+        if release(version) < (1,):
+            return f"PyMDP {version} has no JAX agent (it came with 1.0.0)"
+        return super().pymdp_reason(version)
 
     @classmethod
     def layout(cls, spec: AgentSpec) -> str:

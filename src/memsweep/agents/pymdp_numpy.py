@@ -1,5 +1,8 @@
 """``pymdp-numpy``: PyMDP 1.0.4's numpy agent (``pymdp.legacy.agent.Agent``).
 
+On 0.0.x (``pymdp_version``) the same agent is ``pymdp.agent.Agent``, its helpers
+``pymdp.utils``; its ``Agent`` takes every argument given here (0.0.7.1: checked).
+
 One ``Agent`` object per agent, PyMDP's defaults (gamma=16, alpha=16,
 deterministic marginal action selection). The agent keeps references to the
 arrays it is given, so ``shared`` hands every agent the same A and B and
@@ -10,7 +13,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from memsweep.agents.base import AgentSpec, Backend, Beliefs, Population, StepInput, StoredModel
+from memsweep.agents.base import (
+    AgentSpec,
+    Backend,
+    Beliefs,
+    Population,
+    StepInput,
+    StoredModel,
+)
 
 _SPARSE = (
     "PyMDP's numpy agent takes dense numpy arrays only: scipy sparse A/B raise "
@@ -18,9 +28,20 @@ _SPARSE = (
 )
 
 
-def _object_array(array):
-    from pymdp.legacy import utils
+def _numpy_pymdp():
+    """PyMDP's numpy agent class and its helpers: ``pymdp.legacy`` on 1.x, the package
+    itself on 0.0.x (whose ``pymdp.agent`` is the same agent, before 1.0 moved it)."""
+    import importlib.util
 
+    if importlib.util.find_spec("pymdp.legacy") is not None:
+        from pymdp.legacy import agent, utils
+    else:
+        from pymdp import agent, utils
+    return agent.Agent, utils
+
+
+def _object_array(array):
+    utils = _numpy_pymdp()[1]
     holder = utils.obj_array(1)
     holder[0] = array
     return holder
@@ -30,7 +51,7 @@ class NumpyPopulation(Population):
     operations = ("infer_states", "infer_policies", "sample_action")
 
     def __init__(self, model: StoredModel, spec: AgentSpec):
-        from pymdp.legacy.agent import Agent
+        Agent = _numpy_pymdp()[0]
 
         def arrays():
             if spec.sharing == "shared":
@@ -98,7 +119,7 @@ class PymdpNumpy(Backend):
     import_mb = 260.0  # PyMDP's legacy package pulls pandas, matplotlib and seaborn
 
     def load(self) -> None:
-        import pymdp.legacy.agent  # noqa: F401  (also pulls pandas, matplotlib, seaborn)
+        _numpy_pymdp()  # also pulls pandas, matplotlib, seaborn
 
     def build_agents(self, model: StoredModel, spec: AgentSpec) -> Population:
         return NumpyPopulation(model, spec)

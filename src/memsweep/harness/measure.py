@@ -56,12 +56,15 @@ PAGE_COUNTED = frozenset({probes.ANON, probes.USS})
 PAGE_BYTES = resource.getpagesize()
 
 
-def provenance(backend_name: str) -> dict:
+def provenance(backend_name: str, release: str | None = None) -> dict:
     """Versions, host and start time: recorded in every row of a job's table.
 
     The library versions are those the backend declares it runs on (``Backend.versions``);
     a column it does not declare stays empty, and so do all of them for a name that is no
-    backend (a failed record of a bad job).
+    backend (a failed record of a bad job). ``release`` is the job's ``pymdp_version``,
+    the PyMDP of the environment its process ran in (:class:`Measurement` checks it): the
+    ``pymdp_version`` column for every backend, one that imports no PyMDP too, so that the
+    column agrees with a ``pymdp_version=`` folder.
     """
     try:
         backend_versions = agents.get(backend_name).versions()
@@ -78,6 +81,7 @@ def provenance(backend_name: str) -> dict:
         "started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         # What held the job to its cap, as its supervisor says (none outside one).
         "cap_enforcement": os.environ.get(limits.RECORD_VARIABLE),
+        **({"pymdp_version": release} if release is not None else {}),
     }
 
 
@@ -153,13 +157,20 @@ class Measurement:
         reason = unsupported_reason(job)
         if reason:
             raise ValueError(f"unsupported configuration: {reason}")
+        ran = provenance(job.backend)["pymdp_version"]  # as installed here
+        if ran is not None and ran != job.pymdp_version:
+            raise ValueError(
+                f"this environment holds PyMDP {ran}, the job asks for {job.pymdp_version}: "
+                "its supervisor runs it in that release's environment (memsweep.harness.envs)"
+            )
         self.job, self.on_phase = job, on_phase
         self.world, self.spec = job.world(), job.agent_spec()
         reference.check_matches(self.world, job.policy_len, job.steps)
         self.reference = reference
         self.backend = agents.get(job.backend)
         self.kernel = probes.KernelPeak()
-        self.record = Recorder({**job.columns(), **provenance(job.backend), "layout": None})
+        versions = provenance(job.backend, job.pymdp_version)
+        self.record = Recorder({**job.columns(), **versions, "layout": None})
         self.tracker = precision.Tracker(reference)  # scores each step of the first repeat
         self.gc_monitor = probes.GcMonitor(counting=False)
         self.step_seconds: list[list[float]] = []  # per repeat, every later step's time

@@ -176,7 +176,7 @@ class HighWater:
     def rows(self, job: Job, count: int = sites.TOP) -> list[dict]:
         """The profile's rows: memray's peak, the share of it the flame graph draws, then
         the top ``count`` sites alive at it."""
-        common = {**job.columns(), **provenance(job.backend), "phase": "profile",
+        common = {**job.columns(), **provenance(job.backend, job.pymdp_version), "phase": "profile",
                   "operation": "high_water", "probe": probes.MEMRAY, "status": "ok"}  # fmt: skip
         total = sum(record.size for record in self.records)
         drawn = sum(record.size for record in self.drawn())

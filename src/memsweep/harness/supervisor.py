@@ -37,7 +37,7 @@ import psutil
 import pyarrow as pa
 
 from memsweep.files import remove_partials
-from memsweep.harness import limits, probes
+from memsweep.harness import envs, limits, probes
 from memsweep.plan.jobs import Job, reference_job
 from memsweep.results.schema import read_file, to_table, write_measurements
 
@@ -275,7 +275,8 @@ def run_child(
 
     The child's output goes to ``log`` (with a closing line saying how it ended), or to
     this process's stderr when no log is given. ``program`` replaces the worker's command
-    (a test's stand-in); it is given the same reporting options after ``ARGS``.
+    (another PyMDP release's interpreter, a test's stand-in); it is given the same
+    reporting options after ``ARGS``.
     """
     with (
         _stop_signals_noted(),
@@ -393,7 +394,7 @@ def failed_record(job: Job, outcome: Outcome, out: str | Path) -> Path:
 
     row = {
         **job.columns(),
-        **provenance(job.backend),
+        **provenance(job.backend, job.pymdp_version),  # the release its child ran on
         "cap_enforcement": outcome.enforcement,
         "phase": "failure",
         "operation": outcome.phase or "start",
@@ -444,11 +445,24 @@ def measure_job(
     mem_cap_mb: float | None = None,
     log: str | Path | None = None,
 ) -> Outcome:
-    """Measure ``job`` in its own process into ``out``; a failure becomes a failed record."""
+    """Measure ``job`` in its own process into ``out``; a failure becomes a failed record.
+
+    The process runs the interpreter of the job's PyMDP release (memsweep's own for the
+    pinned one; see :mod:`memsweep.harness.envs`, which builds another's first if needed).
+    """
     out = Path(out)
     args = ["measure", "--job", json.dumps(job.to_dict()), "--reference", str(reference)]
+    program = None  # WORKER: memsweep's own interpreter, for the pinned release
+    if job.pymdp_version != envs.PYMDP_PINNED:
+        try:
+            program = [str(envs.ensure(job.pymdp_version)), *WORKER[1:]]
+        except (RuntimeError, OSError, ValueError) as error:
+            reason = f"no environment for PyMDP {job.pymdp_version}: {error}"
+            failed = Outcome(False, reason, "environment", 0, 0.0)
+            failed_record(job, failed, out)
+            return failed
     with _stop_signals_noted():
-        outcome = run_child([*args, "--out", str(out)], mem_cap_mb, log)
+        outcome = run_child([*args, "--out", str(out)], mem_cap_mb, log, program)
         remove_partials(out)
         if outcome.ok:
             record_job_peak(outcome, out)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 
 from memsweep import agents as backends
-from memsweep.agents.base import AgentSpec
+from memsweep.agents.base import PYMDP_PINNED, PYMDP_RELEASES, AgentSpec
 from memsweep.world.checks import Checks
 from memsweep.world.gridworld import NOISE_KINDS, RANGES, GridWorld
 from memsweep.world.storage import DTYPES, FORMATS
@@ -30,6 +30,7 @@ def setting(
     *,
     choices: Sequence[str] | Callable[[], Sequence[str]] | None = None,
     capability: bool = False,
+    recorded: bool = False,
     default=MISSING,
     **bounds: float,
 ) -> Field:
@@ -40,13 +41,15 @@ def setting(
     its support for: a Job takes any value, and one outside ``choices`` is planned as
     unsupported, with the reason (:func:`unsupported_reason`); any other value outside
     ``choices`` or ``bounds`` (JSON schema's words: ``minimum``, ``exclusiveMaximum``…)
-    is not a Job.
+    is not a Job. A ``recorded`` setting has no configuration column of its own: the
+    provenance column of the same name records what the job ran on.
     """
     metadata = {
         "help": help,
         "role": AXIS if default is MISSING else MODEL,
         "choices": choices,
         "capability": capability,
+        "recorded": recorded,
         "bounds": bounds,
     }
     return field(default=default, metadata=metadata)
@@ -90,14 +93,29 @@ class Job:
         maximum=2**32 - 1,  # numpy's legacy seeding (PyMDP breaks ties with it) refuses more
         default=0,
     )
+    pymdp_version: str = setting(
+        "PyMDP release the agents run on: the pinned one in memsweep's environment, "
+        "another in an environment of its own",
+        choices=PYMDP_RELEASES,
+        capability=True,
+        recorded=True,
+        default=PYMDP_PINNED,
+    )
 
     def __post_init__(self):
         _CHECKS.check(self)
 
     @property
     def config_id(self) -> str:
-        """A short, stable name for this exact configuration (all settings hashed)."""
-        blob = json.dumps(asdict(self), sort_keys=True).encode()
+        """A short, stable name for this exact configuration (all settings hashed, but a
+        setting of :data:`LATER` at its default: the ids of jobs measured before it
+        existed stay theirs)."""
+        settings = {
+            name: value
+            for name, value in asdict(self).items()
+            if not (name in LATER and value == SETTINGS[name].default)
+        }
+        blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
 
     @property
@@ -129,8 +147,10 @@ class Job:
         return cls(**{key: TYPES[key](value) for key, value in data.items()})
 
     def columns(self) -> dict:
-        """The configuration columns of every measurement row of this job."""
-        return {**self.to_dict(), "config_id": self.config_id, "states": self.states}
+        """The configuration columns of every measurement row of this job (a ``recorded``
+        setting is a provenance column, which the process that ran fills in)."""
+        settings = {k: v for k, v in self.to_dict().items() if not RECORDED.get(k)}
+        return {**settings, "config_id": self.config_id, "states": self.states}
 
 
 # setting -> the type its value is cast to (annotations are strings under __future__).
@@ -138,13 +158,25 @@ TYPES: dict[str, type] = {
     f.name: {"int": int, "float": float, "str": str}[f.type] for f in fields(Job)
 }
 SETTINGS: dict[str, Field] = {f.name: f for f in fields(Job)}
+RECORDED = {name: f.metadata["recorded"] for name, f in SETTINGS.items()}
 CORE_AXES = tuple(name for name, f in SETTINGS.items() if f.metadata["role"] == AXIS)
 # Settings that change a job's result but are not sweep axes by default.
 MODEL_SETTINGS = tuple(name for name, f in SETTINGS.items() if f.metadata["role"] == MODEL)
-# The reference every variant is scored against: float64 dense PyMDP numpy, one agent.
+# Settings added after results were measured with their default (those results' ids
+# and the measure jobs' commands stay the same: see Job.config_id and the workflow).
+LATER = ("pymdp_version",)
+# The reference every variant is scored against: float64 dense PyMDP numpy, one agent,
+# on the pinned PyMDP (every release's agents are scored against the same trace).
 REFERENCE_SPEC = dict(
-    backend="pymdp-numpy", storage="dense", dtype="float64", agents=1, sharing="shared"
+    backend="pymdp-numpy",
+    storage="dense",
+    dtype="float64",
+    agents=1,
+    sharing="shared",
+    pymdp_version=PYMDP_PINNED,
 )
+# The model settings a reference depends on: a promoted one is a folder of its path.
+REFERENCE_SETTINGS = tuple(name for name in MODEL_SETTINGS if name not in REFERENCE_SPEC)
 
 
 def choices(name: str) -> tuple[str, ...] | None:
@@ -164,6 +196,8 @@ def column_types() -> dict[str, type]:
     its backend gave its agents (an outcome, not a setting)."""
     columns: dict[str, type] = {"config_id": str}
     for name, kind in TYPES.items():
+        if RECORDED[name]:
+            continue  # a provenance column (pymdp_version: the release that ran)
         columns[name] = kind
         if name == "grid":
             columns["states"] = int
@@ -186,14 +220,16 @@ _CHECKS = _checks()
 
 
 def unsupported_reason(job: Job) -> str | None:
-    """Why ``job`` cannot run, or None: its backend is unknown, or declines its storage or
-    dtype (the backend's own reason). The one check the plan, the command line and the
-    harness all make."""
+    """Why ``job`` cannot run, or None: its backend is unknown, or declines its storage,
+    dtype or PyMDP release (the backend's own reason). The one check the plan, the command
+    line and the harness all make."""
     try:
         backend = backends.get(job.backend)
     except backends.UnknownBackend as error:
         return str(error)
-    return backend.unsupported_reason(job.agent_spec())
+    if job.pymdp_version not in PYMDP_RELEASES:
+        return f"unknown PyMDP release {job.pymdp_version!r}; known: {', '.join(PYMDP_RELEASES)}"
+    return backend.unsupported_reason(job.agent_spec()) or backend.pymdp_reason(job.pymdp_version)
 
 
 def reference_job(job: Job) -> Job:

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from memsweep.plan import config as config_module
 from memsweep.plan.config import ConfigError
 from memsweep.plan.fitted import Predictor
-from memsweep.plan.jobs import CORE_AXES, MODEL_SETTINGS, Job, unsupported_reason
+from memsweep.plan.jobs import (
+    CORE_AXES,
+    MODEL_SETTINGS,
+    REFERENCE_SETTINGS,
+    Job,
+    unsupported_reason,
+)
 from memsweep.plan.predict import ANALYTIC, predicted
 
 # CORE_AXES (Job's axes) are the axes every sweep has, in the order of the output folders;
@@ -39,6 +45,7 @@ class PlannedJob:
     def row(self) -> dict:
         return {
             **self.job.columns(),
+            "pymdp_version": self.job.pymdp_version,
             "status": self.status,
             "reason": self.reason,
             "predicted_mb": self.predicted_mb,
@@ -60,8 +67,9 @@ def measurement_path(job: Job, axes: tuple[str, ...]) -> str:
 
 
 def reference_path(job: Job, axes: tuple[str, ...]) -> str:
-    """One reference per grid, promoted model setting and planning depth."""
-    extra = [a for a in folder_axes(axes) if a in MODEL_SETTINGS]
+    """One reference per grid, promoted model setting (but the PyMDP release: every
+    release is scored against the pinned one's trace) and planning depth."""
+    extra = [a for a in folder_axes(axes) if a in REFERENCE_SETTINGS]
     folders = "/".join([f"grid={job.grid}", *(f"{a}={getattr(job, a)}" for a in extra)])
     return f"{REFERENCES}/{folders}/policy_len={job.policy_len}.npz"
 
@@ -133,9 +141,10 @@ def summary(planned: list[PlannedJob]) -> str:
     lines.append(
         "  axes, every value planned (each sweep, `also` too, plans all its combinations):"
     )
+    width = max(12, *(len(axis) for axis in axes))
     for axis in axes:
         values = dict.fromkeys(str(getattr(p.job, axis)) for p in planned)
-        lines.append(f"    {axis:<12} {', '.join(values)}")
+        lines.append(f"    {axis:<{width}} {', '.join(values)}")
     fixed = [name for name in MODEL_SETTINGS if name not in axes]
     settings = ", ".join(f"{name}={getattr(planned[0].job, name)}" for name in fixed)
     lines.append(f"  model settings of every job: {settings}")

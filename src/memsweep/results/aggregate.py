@@ -33,7 +33,17 @@ from memsweep.results.schema import (
 
 # How the Markdown tables show each unit of schema.SUMMARY_METRICS: (scale, label).
 SHOWN_AS = {"B": (1e6, "MB"), "s": (1e-3, "ms"), "1": (1, "1")}
-EXTRA_COLUMNS = ("noise_kind", "obs_noise", "move_success", "seed", "steps", "repeats")
+# Model settings shown beside the axes where they vary (pymdp_version: a provenance
+# column, which holds the setting; a job's config_id differs by it too).
+EXTRA_COLUMNS = (
+    "noise_kind",
+    "obs_noise",
+    "move_success",
+    "seed",
+    "steps",
+    "repeats",
+    "pymdp_version",
+)
 
 
 def collect(files) -> tuple[pa.Table, list[dict]]:
