@@ -105,7 +105,7 @@ def _is_png(path: Path) -> tuple[int, int]:
 # Outputs ------------------------------------------------------------------------------
 
 
-def test_rule_writes_markdown_html_and_every_figure(workdir):
+def test_rule_writes_markdown_html_and_every_figure(workdir, data):
     out = workdir / "results/report"
     assert (out / "hotspots.md").stat().st_size > 0
     assert (out / "hotspots.html").stat().st_size > 0
@@ -117,7 +117,10 @@ def test_rule_writes_markdown_html_and_every_figure(workdir):
     markdown = (out / "hotspots.md").read_text()
     for name in figures.REGISTRY:
         assert f"(figures/{name}.png)" in markdown
-        assert figures.caption(name) in markdown
+        # In the words of this sweep: it measured private models only.
+        assert figures.caption(name, data["frame"]) in markdown
+    assert "private models only" in figures.caption("memory_vs_agents", data["frame"])
+    assert "private against shared" not in markdown
 
 
 def test_snakemake_report_includes_the_figures(workdir):
@@ -239,6 +242,38 @@ def test_scaling_exponent_matches_an_independent_fit(data):
     slope = np.polyfit(np.log(chosen.states), np.log(chosen.value), 1)[0]
     assert row.exponent_N == pytest.approx(slope, abs=1e-3)
     assert 1.8 < slope < 2.0  # N² arrays plus O(N) vectors
+
+
+# The first screen ------------------------------------------------------------------------
+
+
+def test_the_report_opens_with_each_backends_largest_configuration(workdir, data):
+    """Title, then per backend its largest footprint as the rows give it, then the table
+    of the memory every configuration needs."""
+    frame = data["frame"]
+    markdown = (workdir / "results/report/hotspots.md").read_text()
+    head = markdown.split("\n## ")
+    assert head[0].startswith("# ") and head[1].startswith("At a glance")
+    assert head[2].startswith("Memory needed")
+    configs = frame.drop_duplicates("config_id").set_index("config_id")
+    for backend in sorted(configs.backend.unique()):
+        totals = {
+            cid: _median(frame, cid, "summary", "all", "total_peak_bytes", "vmhwm")
+            for cid in configs.index[configs.backend == backend]
+        }
+        largest = max(totals, key=totals.get)
+        grid, agents = configs.loc[largest, ["grid", "agents"]]
+        said = next(p for p in head[1].split("\n\n") if p.startswith(f"{backend}:"))
+        assert f"at G={grid} with {agents} " in said
+        assert f"peaks at {fmt_bytes(totals[largest])} (total_peak_bytes [vmhwm]" in said
+    table = head[2].split("\n\n")[2].splitlines()[2:]
+    assert len(table) == len(configs)
+    for line in table:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        config_id, total = cells[1], cells[2]
+        expected = _median(frame, config_id, "summary", "all", "total_peak_bytes", "vmhwm")
+        assert total == html_module.escape(fmt_bytes(expected), quote=False)
+        assert cells[0].startswith(f"{configs.loc[config_id, 'backend']} · ")
 
 
 # Seed claims ---------------------------------------------------------------------------

@@ -304,15 +304,18 @@ def test_sections_come_in_order_and_say_what_each_probe_sees(tmp_path):
     title, parts = build.build(frame, plan, pd.DataFrame({"probe": []}), tmp_path)
     top = [p.title for p in parts if p.level == 2]
     assert top == [
+        "At a glance", "Memory needed", "Changes a user would make",
         "Summary", "Hotspots ranked by measured bytes", "The top 3 hotspots in detail",
         "Where the bytes are: allocation sites", "Seed study claims", "Scaling",
         "Predicted against measured memory",
         "Precision against memory", "Memory over steps", "Configurations not measured",
-        "Probe calibration on this machine", "Provenance",
+        "Probe calibration on this machine", "Provenance", "Appendix: how to read the figures",
     ]  # fmt: skip
     assert len(sections.SECTIONS) == len(top)
-    assert [p.title for p in parts if p.level == 3][0] == f"1. {hotspots.rank(frame)[0].what}"
-    prose = " ".join(content for kind, content in parts[0].blocks if kind == "text")
+    details = [p.title for p in parts if p.level == 3 and p.title[0].isdigit()]
+    assert details[0] == f"1. {hotspots.rank(frame)[0].what}"
+    # The probes' semantics are the appendix, at the end: the first screen is the glance.
+    prose = " ".join(content for kind, content in parts[-1].blocks if kind == "text")
     for name in probes.ranking():
         assert f"{name}: {probes.REGISTRY[name].sees}." in prose
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(

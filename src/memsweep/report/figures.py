@@ -42,25 +42,38 @@ class Figure:
     caption: str  # what to look at; shown under the figure in every report
     draw: Callable[[pd.DataFrame, Path], Path]
     source: str  # the table it draws: "frame" (the measurements) or "prediction"
+    # The caption's words for the sweep at hand (phrase -> its replacement), where the
+    # generic caption names a setting the sweep may lack ("private models").
+    words: Callable[[pd.DataFrame], dict[str, str]] | None = None
 
 
 REGISTRY: dict[str, Figure] = {}
 
 
-def figure(name: str, caption: str, source: str = "frame"):
+def figure(name: str, caption: str, source: str = "frame", words=None):
     """Register the decorated ``draw(table, path) -> path`` as the figure ``name``."""
 
     def register(draw):
         if name in REGISTRY:
             raise ValueError(f"figure {name!r} is registered twice")
-        REGISTRY[name] = Figure(name, caption, draw, source)
+        REGISTRY[name] = Figure(name, caption, draw, source, words)
         return draw
 
     return register
 
 
-def caption(name: str) -> str:
-    return REGISTRY[name].caption
+def caption(name: str, frame: pd.DataFrame | None = None) -> str:
+    """The figure's caption; given the measurements, in the words of that sweep."""
+    entry = REGISTRY[name]
+    shown = entry.caption
+    if frame is not None and entry.words is not None:
+        for phrase, replacement in entry.words(frame).items():
+            shown = shown.replace(phrase, replacement)
+    return shown
+
+
+def _modes(sharing: pd.Series) -> str:
+    return " and ".join(sorted(map(str, sharing.dropna().unique()))) or "no"
 
 
 def _measured_probes(frame: pd.DataFrame, phase: str, metric_of) -> list[str]:
@@ -109,11 +122,27 @@ def memory_vs_grid(frame: pd.DataFrame, path: Path) -> Path:
     return _probe_panels(path, PEAK_PROBES, table_of, draw)
 
 
+def _agents_words(frame: pd.DataFrame) -> dict[str, str]:
+    """A sweep of one sharing mode has no private line against a shared one."""
+    chosen = frame[(frame.phase == "build") & (frame.status == "ok")]
+    chosen = chosen[chosen.grid == chosen.grid.max()] if not chosen.empty else chosen
+    if chosen.sharing.nunique() > 1:
+        return {}
+    only = _modes(chosen.sharing)
+    return {
+        "private against shared models": f"{only} models only",
+        ": a flat private line far above the shared one is the per-agent copy of the model.": (
+            f": this sweep measured {only} models only, so no line compares the two."
+        ),
+    }
+
+
 @figure(
     "memory_vs_agents",
     caption="Memory each agent adds, against the number of agents, private against shared "
     "models (largest grid): a flat private line far above the shared one is the per-agent "
     "copy of the model.",
+    words=_agents_words,
 )
 def memory_vs_agents(frame: pd.DataFrame, path: Path) -> Path:
     def table_of(probe):
@@ -202,6 +231,7 @@ def _last_steps(frame: pd.DataFrame) -> pd.DataFrame:
     caption="Memory after each step of the first repeat, relative to the first step (largest "
     "grid and agent count, private models): a rising line is growth over steps; a flat one "
     "means the steady state holds no new memory.",
+    words=lambda frame: {"private models": f"{_modes(_last_steps(frame).sharing)} models"},
 )
 def memory_over_steps(frame: pd.DataFrame, path: Path) -> Path:
     chosen = _last_steps(frame)
@@ -243,7 +273,7 @@ def predicted_vs_measured(prediction: pd.DataFrame, path: Path) -> Path:
     top = max(prediction.predicted_mb.max(), prediction.measured_mb.max()) * 1.05
     ax.plot([0, top], [0, top], color="grey", linewidth=0.8, label="measured = predicted")
     ax.set_xlabel("predicted MB (plan)")
-    ax.set_ylabel("measured MB: import [psutil_uss] + peak [vmhwm]")
+    ax.set_ylabel(f"measured MB: {footprint_text('resident')}", fontsize=7)
     ax.legend(fontsize=7)
     return save(fig, path)
 

@@ -30,6 +30,9 @@ from memsweep.report.queries import (
 )
 
 PRECISION = ("max_abs_qs_error", "max_kl_qs", "action_agreement")
+# Probes that set no saving: USS moves by whole library mappings when other processes
+# start or stop, so a difference of two runs' USS is not the change's doing.
+NEVER_SAVES = (probes.USS,)
 
 
 @dataclass
@@ -144,6 +147,8 @@ def fix(tables: Tables, selectors: dict, base: pd.Series, variant: pd.Series) ->
     """``variant`` as a fix of the hotspot that ``selectors`` (probe -> rows) measure."""
     saving = {}
     for probe, sel in selectors.items():
+        if probe in NEVER_SAVES:
+            continue
         why = blind(probe, base, variant)
         if why:
             saving[probe] = Saving(probe, None, None, why)

@@ -36,7 +36,8 @@ def plain(value) -> str:
 
 def fmt_bytes(value) -> str:
     """Decimal units, three significant figures; a negative figure keeps its sign; a
-    figure below its probe's resolution as ``< 1 MB``; text as it is."""
+    figure below its probe's resolution as ``< 1 MB``; less than a byte as ``< 1 B``,
+    never in scientific notation; text as it is."""
     if missing(value):
         return "—"
     if isinstance(value, Unresolved | str):
@@ -44,6 +45,8 @@ def fmt_bytes(value) -> str:
     for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
         if abs(value) >= size:
             return f"{value / size:.3g} {unit}"
+    if value and abs(value) < 1:  # a slope or a median of bytes: no fraction of a byte
+        return "< 1 B" if value > 0 else "> -1 B"
     return f"{value:.3g} B"
 
 

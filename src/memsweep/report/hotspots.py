@@ -63,8 +63,16 @@ class Hotspot:
     @property
     def fix(self) -> Fix | None:
         """The one-axis variant that saves most under the ranking probe, if any saves."""
-        saving = [f for f in self.fixes if (f.saving[self.probe].fraction or 0) >= FIX_SHARE]
-        return max(saving, key=lambda f: f.saving[self.probe].bytes, default=None)
+        return self.fix_under(self.probe)
+
+    def fix_under(self, probe: str) -> Fix | None:
+        """The one-axis variant that saves most under ``probe``, if any saves."""
+        saving = [
+            f
+            for f in self.fixes
+            if probe in f.saving and (f.saving[probe].fraction or 0) >= FIX_SHARE
+        ]
+        return max(saving, key=lambda f: f.saving[probe].bytes, default=None)
 
 
 def ranking_probes(frame: pd.DataFrame) -> tuple[str, ...]:
@@ -88,7 +96,9 @@ def _measured(tables: Tables) -> dict[tuple[str, str], dict]:
             for probe, metric in consumer.metrics.items():
                 sel = selector(consumer.phase, operation, metric, probe)
                 table = tables.per_config(sel)
-                table = table[table.value.notna()]
+                # A probe blind to a backend reads a part of its memory: not a figure to rank.
+                seen = ~table.backend.map(lambda b, p=probe: p in fixes.blind_probes(b))
+                table = table[table.value.notna() & seen.astype(bool)]
                 if table.empty or (table.resolved.all() and table.value.max() <= 0):
                     continue  # kept where a figure is below resolution, to show it so
                 entry = found.setdefault((consumer.key, operation), {"consumer": consumer})

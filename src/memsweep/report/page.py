@@ -15,17 +15,21 @@ from pathlib import Path
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
        padding: 0 1em; color: #222; }
+h1, h2, h3, p, dd, dt, figcaption { overflow-wrap: anywhere; }
 h1, h2, h3 { line-height: 1.2; }
 table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 12px; }
 th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }
-th { background: #f0f0f0; cursor: pointer; user-select: none; white-space: nowrap; }
+th { background: #f0f0f0; cursor: pointer; user-select: none; }
+td { overflow-wrap: break-word; }  /* long words break; the table may scroll */
 th.asc::after { content: " ▲"; } th.desc::after { content: " ▼"; }
 tr:nth-child(even) td { background: #fafafa; }
-.scroll { overflow-x: auto; }
+/* A wide table scrolls inside its own box: the page never grows wider than the window. */
+.scroll { overflow-x: auto; max-width: 100%; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-style: italic; color: #444; }
-dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; }
-dt { font-weight: 600; } dd { margin: 0; }
+dl { display: grid; grid-template-columns: minmax(8em, max-content) minmax(0, 1fr);
+     gap: 2px 12px; }
+dt { font-weight: 600; max-width: 24em; } dd { margin: 0; min-width: 0; }
 """
 
 # Click a header: sort by that column, numbers by their data-sort value, then text.

@@ -15,9 +15,9 @@ def prediction_table(
 ) -> pd.DataFrame:
     """The plan's predicted MB beside the measured memory of each measured job.
 
-    ``measured_mb``: import (USS growth while importing the backend) + the peak above
-    the post-import baseline (VmHWM): what the job added to the interpreter it started
-    in. The prediction's import term is a whole process's resident memory after the
+    ``measured_mb``: the whole process's peak resident memory by one probe (VmHWM:
+    ``summary/total_peak_bytes``, the post-import baseline plus the peak above it; USS
+    enters no sum). The prediction's import term is a whole process's resident memory after the
     import, so it also holds the interpreter; ``above_import`` compares the rest only:
     the prediction less its import term against the measured peak above the baseline.
     A measured figure below its probe's ``resolution`` (probe -> bytes) is left out (NaN):

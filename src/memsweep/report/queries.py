@@ -91,13 +91,14 @@ def per_config(
         return pd.DataFrame(
             columns=[*columns, "value", "median", "p95", "rows", "resolution", "resolved"]
         )
-    values = chosen.groupby("config_id").agg(
-        value=("value", summarised_by(sel.get("metric"))),
-        median=("value", "median"),
-        p95=("value", lambda v: v.quantile(0.95)),
-        rows=("value", "size"),
-        resolution=("resolution", "max"),
-    )
+    grouped = chosen.groupby("config_id")
+    values = pd.DataFrame({
+        "value": grouped.value.agg(summarised_by(sel.get("metric"))),
+        "median": grouped.value.median(),
+        "p95": grouped.value.quantile(0.95),  # one vectorised call: a lambda per group is slow
+        "rows": grouped.value.size(),
+        "resolution": grouped.resolution.max(),
+    })  # fmt: skip
     values = values.assign(resolved=is_resolved(values.value, values.resolution))
     configs = chosen.drop_duplicates("config_id").set_index("config_id")[columns[1:]]
     return configs.join(values).reset_index()

@@ -20,14 +20,16 @@ import pandas as pd
 from memsweep import __version__
 from memsweep.harness import calibration as calibrated
 from memsweep.harness import probes
-from memsweep.report import claims, figures, hotspots, text
+from memsweep.report import changes, claims, figures, firstscreen, hotspots, text
+from memsweep.report.consumers import CONSUMERS
 from memsweep.report.detail import hotspot_section
 from memsweep.report.document import Section, Table
 from memsweep.report.fits import fit_text, scaling_table
 from memsweep.report.formats import fmt_bytes, fmt_mb, fmt_number, fmt_percent
+from memsweep.report.needed import label
 from memsweep.report.pareto import pareto, precision_points
 from memsweep.report.prediction import leave_one_grid_out
-from memsweep.report.queries import FIX_AXES, figure, footprint_text
+from memsweep.report.queries import FIX_AXES, Tables, figure, footprint_text
 from memsweep.results.aggregate import failures_table
 
 PROVENANCE = ("memsweep_version", "pymdp_version", "numpy_version", "scipy_version",
@@ -48,12 +50,21 @@ class Context:
     profiles: pd.DataFrame | None = None  # the deep profiles' rows, with their flame graphs
 
     def figure(self, section: Section, name: str) -> Section:
-        return section.figure(name, self.figures[name], figures.caption(name))
+        return section.figure(name, self.figures[name], figures.caption(name, self.frame))
 
     @cached_property
     def resolution(self) -> dict[str, float]:
         """Each calibrated probe's resolution (bytes), from the calibration table."""
         return calibrated.resolution(self.calibration)
+
+    @cached_property
+    def tables(self) -> Tables:
+        return Tables(self.frame, self.resolution)
+
+    @cached_property
+    def remedies(self) -> list[changes.Remedies]:
+        """Per backend: its largest configuration and the one-axis changes from it."""
+        return changes.every_backend(self.tables)
 
 
 def _sees() -> str:
@@ -63,13 +74,30 @@ def _sees() -> str:
 
 def _top_item(h: hotspots.Hotspot) -> str:
     item = text.TOP_ITEM.format(
-        what=h.what, value=fmt_bytes(h.base.value), probe=h.probe, config_id=h.base.config_id
+        what=h.what,
+        value=fmt_bytes(h.base.value),
+        probe=h.probe,
+        rank=h.ranks[h.probe],
+        label=label(h.base),
+        config_id=h.base.config_id,
     )
     if h.fix:
         item += text.TOP_FIX.format(
             fix=h.fix.label(), share=fmt_percent(h.fix.saving[h.probe].fraction)
         )
     return item
+
+
+def glance(c: Context) -> Section:
+    return firstscreen.glance(c.remedies, c.tables.configs)
+
+
+def memory_needed(c: Context) -> Section:
+    return firstscreen.needed(c.tables)
+
+
+def user_changes(c: Context) -> Section:
+    return firstscreen.changes(c.remedies, c.tables.configs, c.plan)
 
 
 def summary(c: Context) -> Section:
@@ -85,39 +113,63 @@ def summary(c: Context) -> Section:
             backends=", ".join(sorted(ok.backend.unique())),
         )
     )
-    section.text(
-        text.HOW_TO_READ.format(
-            sees=_sees(),
-            ranking=", ".join(hotspots.ranking_probes(frame)),
-            rank_share=hotspots.RANK_SHARE,
-            fix_axes=", ".join(FIX_AXES),
-        )
-    )
     top = enumerate(c.ranked[: text.TOP], start=1)
     return section.items([(f"#{i}", _top_item(h)) for i, h in top])
 
 
-def _ranking_row(position: int, h: hotspots.Hotspot) -> dict:
-    fix = h.fix
+def _ranking_row(probe: str, h: hotspots.Hotspot) -> dict:
+    fix, worst = h.fix_under(probe), h.worst[probe]
+    fits = h.fits.get(probe, {})
     return {
-        "#": position,
+        "#": h.ranks[probe],
         "hotspot": h.what,
         "kind": h.consumer.kind,
-        "ranks": ", ".join(f"{p} {r}" for p, r in h.ranks.items()),
-        **{f"worst [{p}]": figure(h.worst[p]) if p in h.worst else None for p in probes.ranking()},
-        "worst config": h.base.config_id,
-        "N exponent": fit_text(h.fits[h.probe]["states"]),
-        "agents exponent": fit_text(h.fits[h.probe]["agents"]),
+        f"worst [{probe}]": figure(worst),
+        "worst configuration": f"{label(worst)} ({worst.config_id})",
+        "N exponent": fit_text(fits.get("states")),
+        "agents exponent": fit_text(fits.get("agents")),
         "fix": fix.label() if fix else "—",
-        "fix saves %": fix.saving[h.probe].fraction if fix else None,
+        f"fix saves % [{probe}]": fix.saving[probe].fraction if fix else None,
     }
 
 
+def _ranked_under(c: Context, probe: str) -> Section:
+    """The hotspots one probe ranks, by that probe's worst figure only."""
+    ranked = sorted((h for h in c.ranked if probe in h.ranks), key=lambda h: h.ranks[probe])
+    section = Section(text.RANKED_UNDER.format(probe=probe), level=3)
+    if not ranked:
+        return section.text(text.NOT_RANKED.format(probe=probe))
+    frame = pd.DataFrame([_ranking_row(probe, h) for h in ranked])
+    formats = {f"worst [{probe}]": fmt_bytes, f"fix saves % [{probe}]": fmt_percent}
+    return section.text(text.PROBE_SEES.format(name=probe, sees=probes.REGISTRY[probe].sees)).table(
+        Table(frame, formats)
+    )
+
+
+def _overview(c: Context) -> Table:
+    """Every hotspot with its worst figure under each probe, side by side: rows in the
+    catalogue's order (the consumers, then their operations), never ordered by a figure."""
+    order = {consumer.key: i for i, consumer in enumerate(CONSUMERS)}
+    listed = sorted(c.ranked, key=lambda h: (order[h.consumer.key], h.operation))
+    ranking = hotspots.ranking_probes(c.frame)  # USS only where nothing better measured
+    rows = [
+        {
+            "hotspot": h.what,
+            "kind": h.consumer.kind,
+            "ranks": ", ".join(f"{p} {r}" for p, r in h.ranks.items()),
+            **{f"worst [{p}]": figure(h.worst[p]) if p in h.worst else None for p in ranking},
+        }
+        for h in listed
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows)
+    return Table(frame, {column: fmt_bytes for column in frame if column.startswith("worst [")})
+
+
 def ranking(c: Context) -> Section:
-    frame = pd.DataFrame([_ranking_row(i, h) for i, h in enumerate(c.ranked, start=1)])
-    formats = {column: fmt_bytes for column in frame if column.startswith("worst [")}
-    table = Table(frame, formats | {"fix saves %": fmt_percent})
-    return Section("Hotspots ranked by measured bytes").text(text.RANKING).table(table)
+    section = Section("Hotspots ranked by measured bytes").text(text.RANKING)
+    section.text(text.RANKING_OVERVIEW).table(_overview(c))
+    section.subsections = [_ranked_under(c, p) for p in hotspots.ranking_probes(c.frame)]
+    return section
 
 
 def top_hotspots(c: Context) -> Section:
@@ -280,6 +332,17 @@ def calibration(c: Context) -> Section:
     return section.table(Table(c.calibration, formats))
 
 
+def appendix(c: Context) -> Section:
+    return Section(text.APPENDIX_TITLE).text(
+        text.HOW_TO_READ.format(
+            sees=_sees(),
+            ranking=", ".join(hotspots.ranking_probes(c.frame)),
+            rank_share=hotspots.RANK_SHARE,
+            fix_axes=", ".join(FIX_AXES),
+        )
+    )
+
+
 def provenance(c: Context) -> Section:
     import matplotlib
 
@@ -301,6 +364,9 @@ def provenance(c: Context) -> Section:
 
 
 SECTIONS = (
+    glance,
+    memory_needed,
+    user_changes,
     summary,
     ranking,
     top_hotspots,
@@ -313,4 +379,5 @@ SECTIONS = (
     failures,
     calibration,
     provenance,
+    appendix,
 )

@@ -25,13 +25,21 @@ HOW_TO_READ = (
     "memory that the worst configuration kept."
 )
 PROBE_SEES = "{name}: {sees}."
-TOP_ITEM = "{what} — {value} [{probe}] in {config_id}"
+TOP_ITEM = "{what} — {value} [{probe}], rank {rank} under {probe}, in {label} ({config_id})"
 TOP_FIX = "; fix {fix} saves {share}"
 
 RANKING = (
-    "One row per hotspot: its worst figure under each probe that measured it, its rank "
-    "under each probe, its scaling and its best one-axis fix."
+    "One table per ranking probe: the hotspots that probe ranks, ordered by that probe's "
+    "worst figure only (figures of different probes are never ranked together), with "
+    "the configuration where it is largest, its scaling and its best one-axis fix under "
+    "the same probe."
 )
+RANKING_OVERVIEW = (
+    "Every hotspot first, in the catalogue's order: its worst figure under each probe "
+    "side by side (not ranked against each other) and its rank under each probe."
+)
+RANKED_UNDER = "Ranked by {probe}"
+NOT_RANKED = "{probe} ranks no hotspot in this sweep."
 TOP_TITLE = "The top {count} hotspots in detail"
 PROFILES_TITLE = "Where the bytes are: allocation sites"
 PROFILES = (
@@ -112,3 +120,89 @@ GROWTH_JUMP = (
     "; one step holds most of it: a jump, not steady growth, so the per-100-steps slope "
     "extrapolates that jump"
 )
+
+# The first screen: per backend, its largest configuration in a few sentences.
+GLANCE_TITLE = "At a glance"
+GLANCE_NONE = "No configuration has a total footprint at or above vmhwm's resolution."
+CONFIG_WORDS = "{backend} · {storage} · {dtype} · G={grid} · {agents} · {sharing}"
+POLICY_WORDS = " · policy_len {policy_len}"
+GLANCE_PEAK = (
+    "{backend}: at G={grid} with {agents} ({storage}, {dtype}{policy}) it peaks at {total} "
+    "(total_peak_bytes [vmhwm], the whole process's highest resident memory)."
+)
+GLANCE_PART = "Its biggest part under {probe} is {part}: {value}{detail}."
+GLANCE_NO_PART = "No part of it reaches {probe}'s resolution."
+GLANCE_FIX = "{change} saves {saved} ({share}) of that peak{part}{precision}{time}."
+GLANCE_FIX_PART = " ({saved} of its biggest part [{probe}])"
+GLANCE_NO_FIX = (
+    "No measured one-axis change within {backend} lowers that peak by {share:.0%} or more."
+)
+GLANCE_NO_VARIANT = "No one-axis variant of it within {backend} was measured."
+GLANCE_FUTILE = "On {backend}, {changes}."
+FUTILE_NONE = "{change} saves nothing ({variant} against {base})"
+FUTILE_MORE = "{change} costs {more} more ({variant} against {base})"
+NO_PRECISION_COST = " at no precision cost"
+PRECISION_COST = " at a precision cost ({costs})"
+PRECISION_UNKNOWN = " (its precision was not measured)"
+TIME_COST = "; a step takes ×{ratio:.2f} the time [perf_counter]"
+PART_WORDS = {
+    "agents": "the {agents}",
+    "model_built": "the model as the backend builds it",
+    "call_temporaries": "the temporaries of one {operation} call over all agents",
+    "first_call": "the first {operation} call (compilation, first-use caches)",
+    "import": "the import of its libraries and a warm-up step",
+}
+AGENTS_EACH = " ({each} each)"
+AGENTS_PRIVATE = " ({each} each: every agent holds its own copy of the {model} model [nbytes])"
+# A change in words, by (axis, new value), else by axis; "{new}" is the new value.
+CHANGE_WORDS = {
+    ("sharing", "shared"): "sharing one model among the agents",
+    ("sharing", "private"): "giving each agent its own model",
+    ("dtype", None): "storing the model in {new}",
+    ("storage", None): "storing the model as {new}",
+    ("policy_len", None): "planning {new} steps ahead",
+    ("backend", None): "switching to {new}",
+}
+CHANGE_LABEL = "{words} ({axis} {old} → {new})"
+
+NEEDED_TITLE = "Memory needed"
+NEEDED = (
+    "One row per measured configuration. The total footprint is the whole process's "
+    "highest resident memory (summary/all/total_peak_bytes by vmhwm): what a memory limit "
+    "must allow. Beside it, its parts, each under the probe its header names: the fixed "
+    "cost of the import and a warm-up step (import/total anon_bytes, rss_anon), the model's "
+    "exact bytes (summary/all/model_bytes, nbytes), the agents (build/agents "
+    "per_agent_bytes × agents, under tracemalloc and under rss_anon) and the largest "
+    "per-call peak of the steps (step call_peak_bytes, vmhwm, the maximum over operations, "
+    "steps and repeats). The parts are read by different probes: they are not added up, "
+    "and they do not sum to the total (the total also holds the interpreter and the "
+    'libraries\' pages). "< N": below the probe\'s resolution; "blind": the probe cannot '
+    "see that backend's memory."
+)
+BLIND = "blind"
+
+CHANGES_TITLE = "Changes a user would make"
+CHANGES = (
+    "Per backend, from its largest configuration, every measured configuration that "
+    "differs in one setting ({axes}), every other axis equal. A change is judged by the "
+    "whole footprint (total_peak_bytes [vmhwm]): it saves where it lowers the footprint by "
+    "at least {share:.0%} and by vmhwm's resolution, costs more where it raises it as much, "
+    "and otherwise saves nothing measurable. The saving of the configuration's biggest "
+    "part is under the backend's primary probe (tracemalloc where it sees the backend, "
+    "rss_anon where it is blind), only where the setting acts on that part. Precision: "
+    "the belief error against the float64 reference and the share of actions that agree "
+    "with it (base → variant); time: the median step's ratio."
+)
+CHANGES_BASE = (
+    "From {label} ({config_id}): {total} [vmhwm]; its biggest part under {probe}: {part}, {value}."
+)
+CHANGES_NOT_RUN = "Not measured, as the plan says: {listed}."
+CHANGES_NONE = "No one-axis variant of this configuration was measured within {backend}."
+SWITCH_TITLE = "Switching backend"
+SWITCH = (
+    "Each backend's largest configuration against the same configuration run by another "
+    "backend. Only the whole footprint compares (total_peak_bytes [vmhwm]): the backends' "
+    "primary probes differ, and tracemalloc is blind to XLA's buffers."
+)
+SWITCH_NONE = "No configuration was measured with more than one backend."
+APPENDIX_TITLE = "Appendix: how to read the figures"
