@@ -248,24 +248,35 @@ def test_scaling_exponent_matches_an_independent_fit(data):
 
 
 def test_the_report_opens_with_each_backends_largest_configuration(workdir, data):
-    """Title, then per backend its largest footprint as the rows give it, then the table
-    of the memory every configuration needs."""
+    """Title, then per backend its base configuration (the largest grid, then agent count;
+    of those, the one with the most one-setting variants measured, then the largest
+    footprint) with its footprint as the rows give it, then the table of the memory every
+    configuration needs."""
     frame = data["frame"]
     markdown = (workdir / "results/report/hotspots.md").read_text()
     head = markdown.split("\n## ")
     assert head[0].startswith("# ") and head[1].startswith("At a glance")
     assert head[2].startswith("Memory needed")
     configs = frame.drop_duplicates("config_id").set_index("config_id")
+    choices = ["sharing", "dtype", "storage", "policy_len"]
     for backend in sorted(configs.backend.unique()):
+        own = configs[configs.backend == backend]
+        own = own[own.grid == own.grid.max()]
+        own = own[own.agents == own.agents.max()]
+
+        def variants(cid, own=own):
+            differ = sum((own[c] != own.loc[cid, c]).astype(int) for c in choices)
+            return int((differ == 1).sum())
+
         totals = {
             cid: _median(frame, cid, "summary", "all", "total_peak_bytes", "vmhwm")
-            for cid in configs.index[configs.backend == backend]
+            for cid in own.index
         }
-        largest = max(totals, key=totals.get)
-        grid, agents = configs.loc[largest, ["grid", "agents"]]
+        base = max(totals, key=lambda cid: (variants(cid), totals[cid]))
+        grid, agents = configs.loc[base, ["grid", "agents"]]
         said = next(p for p in head[1].split("\n\n") if p.startswith(f"{backend}:"))
         assert f"at G={grid} with {agents} " in said
-        assert f"peaks at {fmt_bytes(totals[largest])} (total_peak_bytes [vmhwm]" in said
+        assert f"peaks at {fmt_bytes(totals[base])} (total_peak_bytes [vmhwm]" in said
     table = head[2].split("\n\n")[2].splitlines()[2:]
     assert len(table) == len(configs)
     for line in table:
@@ -318,12 +329,20 @@ def test_a_claim_for_another_grid_is_not_comparable(data):
 
 
 def test_claims_without_measured_configuration_are_not_comparable(data):
-    """The small sweep has no 20×20 or 50×50 grid: those claims cannot be judged."""
+    """The small sweep has two grids: no 20×20 or 50×50 grid, no 20 or 50 states, and too
+    few sizes for a law to reach them, so those claims cannot be judged."""
     rows = claims.evaluate(data["frame"])
+    sizes = sorted(int(n) for n in data["frame"].states.unique())
+    assert len(sizes) < claims.LAW_POINTS
     for claim in ("sparsity_20", "sparsity_50", "sparse_saving_50"):
         for row in (r for r in rows if r.claim == claim):
             assert row.verdict == claims.NOT_COMPARABLE
-            assert "grid=" in row.why
+            assert row.why.startswith("no configuration has N=") or row.why.startswith(
+                "no measured configuration"
+            ), row.why
+            assert f"for a law that needs {claims.LAW_POINTS}" in row.why or (
+                "no measured configuration" in row.why
+            )
 
 
 @pytest.mark.parametrize(

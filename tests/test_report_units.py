@@ -205,6 +205,16 @@ def test_fit_drops_nonpositive_values_and_needs_two_x():
     assert fit.exponent == pytest.approx(math.log(3) / math.log(25 / 16))
 
 
+def test_a_fall_of_memory_is_never_a_hotspots_worst_figure():
+    """Growth of −2.9 MB per 100 steps (resolved: a fall) beside +0.8 MB (below rss_anon's
+    1 MB resolution): the worst is the holding, not the release."""
+    table = pd.DataFrame({"config_id": ["fell", "grew"], "value": [-2.9e6, 0.8e6],
+                          "resolved": [True, False]})  # fmt: skip
+    assert hotspots._worst(table).config_id == "grew"
+    table.loc[1, "resolved"] = True
+    assert hotspots._worst(table).config_id == "grew"
+
+
 # Seed claims --------------------------------------------------------------------------
 
 
@@ -254,6 +264,80 @@ def test_a_claim_outside_its_tolerance_is_refuted():
     )
     assert result.verdict == claims.REFUTED
     assert result.why == "ours is ×1.19 the claim (outside ±10%)"
+
+
+def sparsity_claim(size: int, value: float = 0.95) -> dict:
+    """A claim about a size: A's zero fraction at "size x size"."""
+    return {
+        "id": "sparsity",
+        "text": f"{size}x{size}: {value:.0%} sparsity",
+        "value": value,
+        "unit": "fraction",
+        "compare": [{
+            "kind": "value",
+            "select": {"phase": "model", "operation": "A", "metric": "zero_fraction"},
+            "probes": ["nbytes"],
+            "size": size,
+            "where": {"storage": "dense"},
+            "rule": {"absolute": 0.02},
+        }],
+    }  # fmt: skip
+
+
+def sparsity_table(grids=(3, 4, 5, 6)) -> pd.DataFrame:
+    """A's zero fraction 1 − 5/N over the grids (N = G² states): a law of the form a + b·N^k."""
+    return make_df(*(
+        row(config(grid=g), "model", "A", "zero_fraction", "nbytes", 1 - 5 / g**2, unit="1")
+        for g in grids
+    ))  # fmt: skip
+
+
+def test_a_size_is_read_as_a_grid_and_as_states():
+    """ "5x5" is grid 5 (25 states, measured) and 5 states (no grid has 5: the law fitted
+    over N = 9 … 36, extrapolated to 5, is 1 − 5/5 = 0)."""
+    grid, states = claims.evaluate(sparsity_table(), [sparsity_claim(5, value=0.8)])
+    assert (grid.reading, grid.basis) == ("5×5 grid (N=25)", claims.MEASURED)
+    assert grid.ours == pytest.approx(0.8) and grid.verdict == claims.CONFIRMED
+    assert (states.reading, states.basis) == ("5 states", claims.EXTRAPOLATED)
+    assert states.ours == pytest.approx(0.0, abs=1e-6)
+    assert states.verdict == claims.REFUTED
+    assert "a + b·N^k (k = -1.00) over N = [9, 16, 25, 36], extrapolated to N = 5" in states.why
+    final = claims.verdicts([grid, states], [sparsity_claim(5, value=0.8)])
+    assert final.verdict.tolist() == ["confirmed as 5×5 grid (N=25)"]
+    assert final["by reading"].iloc[0] == "5×5 grid (N=25): confirmed; 5 states: refuted"
+
+
+def test_a_size_between_the_measured_ones_is_interpolated():
+    (grid, states) = claims.evaluate(sparsity_table((3, 4, 6, 7)), [sparsity_claim(5, 0.8)])
+    assert grid.basis == claims.INTERPOLATED and grid.ours == pytest.approx(0.8, abs=1e-6)
+    assert grid.config_id is None and "grids 3, 4, 6, 7" in grid.configuration
+
+
+def test_too_few_sizes_for_a_law_is_not_comparable_and_says_why():
+    rows = claims.evaluate(sparsity_table((3, 4)), [sparsity_claim(5)])
+    assert [r.verdict for r in rows] == [claims.NOT_COMPARABLE] * 2
+    assert rows[0].why == (
+        "no configuration has N=25 states, and its slice has 2 size(s) (N=[9, 16]) "
+        "for a law that needs 3"
+    )
+    final = claims.verdicts(rows, [sparsity_claim(5)])
+    assert final.verdict.tolist() == [claims.NOT_COMPARABLE]
+
+
+def test_the_primary_probe_decides_and_a_disagreeing_probe_is_shown():
+    claim = per_agent_claim(closest={"grid": 4, "agents": 2}, probes=["tracemalloc", "rss_anon"])
+    near = config(backend="pymdp-numpy", grid=4, agents=2)
+    frame = make_df(
+        row(near, "summary", "all", "per_agent_bytes", "tracemalloc", 0.21e6),
+        row(near, "summary", "all", "per_agent_bytes", "rss_anon", 3e6),
+    )
+    rows = claims.evaluate(frame, [claim])
+    assert [(r.probe, r.verdict) for r in rows] == [
+        ("tracemalloc", claims.CONFIRMED), ("rss_anon", claims.REFUTED)
+    ]  # fmt: skip
+    final = claims.verdicts(rows, [claim]).iloc[0]
+    assert (final.verdict, final["primary probe"]) == (claims.CONFIRMED, "tracemalloc")
+    assert final.disagreeing == "rss_anon refuted (—)"
 
 
 # From the registries ------------------------------------------------------------------
@@ -306,9 +390,10 @@ def test_sections_come_in_order_and_say_what_each_probe_sees(tmp_path):
     assert top == [
         "At a glance", "Memory needed", "Changes a user would make",
         "Summary", "Hotspots ranked by measured bytes", "The top 3 hotspots in detail",
-        "Where the bytes are: allocation sites", "Seed study claims", "Scaling",
+        "Where the bytes are: allocation sites", "Scaling",
         "Predicted against measured memory",
-        "Precision against memory", "Memory over steps", "Configurations not measured",
+        "Precision against memory", "Memory over steps", "Seed study claims",
+        "Configurations not measured",
         "Probe calibration on this machine", "Provenance", "Appendix: how to read the figures",
     ]  # fmt: skip
     assert len(sections.SECTIONS) == len(top)

@@ -1,6 +1,7 @@
-"""The changes a user would make: one axis at a time, from a backend's largest configuration.
+"""The changes a user would make: one axis at a time, from a backend's base configuration.
 
-Per backend, its largest configuration (the largest total footprint) is compared with
+Per backend, its base configuration (:func:`memsweep.report.needed.largest`: at the
+largest problem, the one whose changes were measured) is compared with
 every measured configuration that differs from it in one setting a user chooses
 (sharing, dtype, storage, policy length), every other axis equal: the saving of the
 whole footprint (``total_peak_bytes [vmhwm]``, the kernel's peak of the whole process)
@@ -23,11 +24,11 @@ from memsweep.report.consumers import CONSUMERS
 from memsweep.report.fixes import PRECISION, Saving
 from memsweep.report.formats import Unresolved
 from memsweep.report.hotspots import FIX_SHARE
-from memsweep.report.needed import TOTAL, largest, primary_probe
+from memsweep.report.needed import CHOICES, TOTAL, largest, primary_probe
 from memsweep.report.queries import Tables, selector, slice_of
 
 # The settings a user changes within a backend.
-AXES = ("sharing", "dtype", "storage", "policy_len")
+AXES = CHOICES
 # What a configuration's parts are: memory it holds, not rates or leftovers.
 PART_KEYS = ("model_built", "agents", "call_temporaries", "first_call", "import")
 SAVES, NO_SAVING, COSTS_MORE, NOT_COMPUTED = "saves", "no saving", "costs more", "not computed"

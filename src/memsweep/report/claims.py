@@ -2,6 +2,13 @@
 
 The claims, the figure of ours each compares with and the tolerance rule live in
 ``data/seed_claims.yaml``; this module only selects rows, computes and judges.
+
+A claim about a size (the seed's "20x20") is read two ways, since the seed's figures fit
+a 20×20 *matrix* (20 states) as well as a 20×20 *grid* (400 states): each comparison is
+made once per reading. Where no measured configuration has that many states, the figure
+comes from a law ``a + b·N^k`` fitted over the sizes measured with every other setting
+equal, with its 95 % interval, said to be interpolated or extrapolated. One final
+verdict per claim follows the rule in :func:`verdicts`.
 """
 
 from __future__ import annotations
@@ -19,6 +26,11 @@ from memsweep.report.formats import Unresolved
 from memsweep.report.queries import Resolution, Tables, config_label, selector, slice_of
 
 CONFIRMED, REFUTED, NOT_COMPARABLE = "confirmed", "refuted", "not comparable"
+MEASURED, INTERPOLATED, EXTRAPOLATED = "measured", "interpolated", "extrapolated"
+# The readings of a claim's size G: a G×G grid (G² states), or G states (a G×G matrix).
+READINGS = ("grid", "states")
+LAW_POINTS = 3  # distinct sizes a law a + b·N^k needs
+K_RANGE = (-3.0, 3.0)  # its exponent: zero fractions fall as 1/N, model bytes grow as N²
 
 
 def load(path=None) -> list[dict]:
@@ -47,6 +59,9 @@ class Row:
     rule: str
     verdict: str
     why: str
+    reading: str = "—"  # the claim's size as our configurations read it
+    comparison: int = 0  # which of the claim's comparisons (its place in the claims file)
+    basis: str = "—"  # measured at that size, or interpolated/extrapolated by a law
 
 
 def _where(table: pd.DataFrame, where: dict) -> pd.DataFrame:
@@ -135,7 +150,92 @@ def _figures(tables: Tables, compare: dict, probe: str) -> pd.DataFrame:
     return table[table.value.notna()]
 
 
-def _compare(tables: Tables, claim: dict, compare: dict, probe: str) -> Row:
+def reading_text(reading: str | None, size: int | None) -> str:
+    if reading == "grid":
+        return f"{size}×{size} grid (N={size * size})"
+    if reading == "states":
+        return f"{size} states"
+    return "—"
+
+
+def _target_states(reading: str | None, size: int | None) -> int | None:
+    if reading is None:
+        return None
+    return size * size if reading == "grid" else size
+
+
+def _law(states: pd.Series, values: pd.Series, target: int):
+    """``a + b·N^k`` fitted to the values over the sizes, at ``target`` states: the value,
+    its 95 % interval (NaN with too few points for one) and the fit's exponent."""
+    from scipy import optimize, stats
+
+    from memsweep.plan.fitted import Fit
+
+    x, y = states.to_numpy(float), values.to_numpy(float)
+
+    def law(n, a, b, k):
+        return a + b * np.power(n, k)
+
+    best = None
+    # Several starting exponents (a least-squares line in x^k gives a and b): from b = 0
+    # the exponent has no gradient, and a single start may settle on the wrong side of 0.
+    for k0 in (-2.0, -1.0, -0.5, 0.5, 1.0, 2.0):
+        b0, a0 = np.polyfit(np.power(x, k0), y, 1)
+        try:
+            found, cov = optimize.curve_fit(
+                law, x, y, p0=[a0, b0, k0],
+                bounds=([-np.inf, -np.inf, K_RANGE[0]], [np.inf, np.inf, K_RANGE[1]]),
+            )  # fmt: skip
+        except (RuntimeError, ValueError):
+            continue
+        cost = float(np.sum((y - law(x, *found)) ** 2))
+        if best is None or cost < best[0]:
+            best = (cost, found, cov)
+    if best is None:
+        return None
+    _, found, cov = best
+    dof = len(y) - 3
+    residuals = y - law(x, *found)
+    t = float(stats.t.ppf(0.975, dof)) if dof > 0 else None
+    fit = Fit(*map(float, found), tuple(map(tuple, np.nan_to_num(cov))),
+              float(residuals @ residuals / dof) if dof > 0 else 0.0, t,
+              (float(x.min()), float(x.max())))  # fmt: skip
+    return fit.part(float(target)), float(found[2]), fit.extrapolates(float(target))
+
+
+def _by_law(base: Row, values: pd.DataFrame, chosen: pd.Series, target: int, compare) -> Row:
+    """The comparison at ``target`` states from a law fitted over the measured sizes of the
+    closest configuration's slice (every other setting equal)."""
+    same = slice_of(values, chosen, ("grid",))
+    sizes = sorted(int(n) for n in same.states.unique())
+    grids = "grids " + ", ".join(str(g) for g in sorted(same.grid.unique()))
+    measured_at = f"grid {chosen['grid']} (N={chosen['states']})"
+    base.configuration = config_label(chosen).replace(measured_at, grids)
+    if len(sizes) < LAW_POINTS:
+        base.why = (
+            f"no configuration has N={target} states, and its slice has {len(sizes)} "
+            f"size(s) (N={sizes}) for a law that needs {LAW_POINTS}"
+        )
+        return base
+    law = _law(same.states, same.value, target)
+    if law is None:
+        base.why = f"no law a + b·N^k fits the figures over N={sizes}"
+        return base
+    part, k, beyond = law
+    base.basis = EXTRAPOLATED if beyond else INTERPOLATED
+    base.ours = part.mb
+    interval = "" if np.isnan(part.low) else f" [{part.low:.3g}, {part.high:.3g}]"
+    ok, why = _judge(part.mb, compare.get("_claimed"), compare["rule"])
+    base.verdict = CONFIRMED if ok else REFUTED
+    base.why = (f"{why}; a + b·N^k (k = {k:.2f}) over N = {sizes}, {base.basis} to "
+                f"N = {target}: {part.mb:.3g}{interval}")  # fmt: skip
+    base.spread = f"{same.value.min():.3g} – {same.value.max():.3g} over {len(same)}"
+    return base
+
+
+def _compare(
+    tables: Tables, claim: dict, compare: dict, probe: str, reading: str | None = None
+) -> Row:
     kind, scale = compare["kind"], compare.get("scale", 1.0)
     as_fraction = compare.get("as") == "fraction"
     unit = "fraction" if as_fraction else claim["unit"]
@@ -163,7 +263,9 @@ def _compare(tables: Tables, claim: dict, compare: dict, probe: str) -> Row:
         rule=_rule_text(compare["rule"]),
         verdict=NOT_COMPARABLE,
         why="",
+        reading=reading_text(reading, compare.get("size")),
     )
+    target = _target_states(reading, compare.get("size"))
     table = _figures(tables, compare, probe)
     if table.empty:
         base.why = f"no ok rows for {quantity}"
@@ -197,7 +299,12 @@ def _compare(tables: Tables, claim: dict, compare: dict, probe: str) -> Row:
             base.why = f"no qualifying configuration has two values of {compare.get('axis')}"
         return base
     values = values.assign(value=values.value * scale)
-    chosen = _nearest(values, compare.get("closest"))
+    closest = {**(compare.get("closest") or {}), **({"states": target} if target else {})}
+    chosen = _nearest(values, closest)
+    if target is not None and int(chosen.states) != target:
+        return _by_law(base, values, chosen, target, {**compare, "_claimed": claimed})
+    if target is not None:
+        base.basis = MEASURED
     ours = float(chosen.value)
     base.ours, base.config_id = ours, chosen.config_id
     base.configuration = config_label(chosen) + chosen.get("detail", "")
@@ -264,10 +371,60 @@ def evaluate(
     tables = Tables(frame, resolution)
     out = []
     for claim in claims if claims is not None else load():
-        for compare in claim["compare"]:
+        for index, compare in enumerate(claim["compare"]):
+            readings = READINGS if compare.get("size") else (None,)
             for probe in _probes(frame, compare):
-                out.append(_compare(tables, claim, compare, probe))
+                for reading in readings:
+                    row = _compare(tables, claim, compare, probe, reading)
+                    row.comparison = index
+                    out.append(row)
     return out
+
+
+def verdicts(rows: list[Row], claims: list[dict] | None = None) -> pd.DataFrame:
+    """One final verdict per claim, by a written rule.
+
+    The primary probe is the first of each comparison's probes that made its row (the
+    claims file lists them in that order). Under one reading of the claim's size, the
+    claim holds when every comparison the primary probe could make confirms it, and fails
+    when one refutes it. The final verdict: confirmed as the readings under which it
+    holds; else refuted; else not comparable. Readings and probes that disagree are
+    listed beside it, never dropped.
+    """
+    texts = {c["id"]: c["text"] for c in (claims if claims is not None else load())}
+    frame = table(rows)
+    out = []
+    for claim, own in frame.groupby("claim", sort=False):
+        primary = own[own.probe == own.groupby("comparison").probe.transform("first")]
+        by_reading = {}
+        for reading, same in primary.groupby("reading", sort=False):
+            judged = same[same.verdict != NOT_COMPARABLE]
+            if judged.empty:
+                by_reading[reading] = NOT_COMPARABLE
+            elif (judged.verdict == REFUTED).any():
+                by_reading[reading] = REFUTED
+            else:
+                by_reading[reading] = CONFIRMED
+        held = [r for r, v in by_reading.items() if v == CONFIRMED]
+        failed = [r for r, v in by_reading.items() if v == REFUTED]
+        if held:
+            final = CONFIRMED + ("" if held == ["—"] else " as " + " and ".join(held))
+        elif failed:
+            final = REFUTED
+        else:
+            final = NOT_COMPARABLE
+        others = own[~own.index.isin(primary.index) & (own.verdict != NOT_COMPARABLE)]
+        disagree = [f"{r.probe} {r.verdict} ({r.reading})" for r in others.itertuples()
+                    if not final.startswith(r.verdict)]  # fmt: skip
+        out.append({
+            "claim": claim,
+            "text": texts.get(claim, own.text.iloc[0]),
+            "verdict": final,
+            "primary probe": ", ".join(dict.fromkeys(primary.probe)),
+            "by reading": "; ".join(f"{r}: {v}" for r, v in by_reading.items()),
+            "disagreeing": "; ".join(disagree) or "—",
+        })  # fmt: skip
+    return pd.DataFrame(out)
 
 
 def _probes(frame: pd.DataFrame, compare: dict) -> list[str]:

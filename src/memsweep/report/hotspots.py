@@ -43,7 +43,7 @@ class Hotspot:
     ranks: dict[str, int]  # probe -> rank within that probe
     probe: str  # the probe it ranks best under: its fix is chosen by this probe's figure
     # probe -> the worst configuration's row (value, rows, axes, resolved): the largest
-    # resolved figure, or where the probe resolves none, the largest unresolved one
+    # resolved positive figure, or where there is none, the largest figure
     worst: dict[str, pd.Series]
     selectors: dict[str, dict]
     where: dict[str, list]
@@ -128,8 +128,11 @@ def resolved(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _worst(table: pd.DataFrame) -> pd.Series:
-    """The largest resolved figure's row; where none is resolved, the largest unresolved."""
-    chosen = resolved(table) if table.resolved.any() else table
+    """The largest resolved positive figure's row; where there is none, the largest figure
+    (unresolved, or a resolved fall: memory released is no holding to rank)."""
+    held = resolved(table)
+    held = held[held.value > 0]
+    chosen = held if len(held) else table
     return chosen.loc[chosen.value.idxmax()]
 
 

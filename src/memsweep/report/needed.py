@@ -75,14 +75,39 @@ def part_figure(tables: Tables, part: Part, config: pd.Series) -> float | Unreso
     return found if isinstance(found, Unresolved) else float(found)
 
 
+# The settings a user chooses (the changes of :mod:`memsweep.report.changes`); the rest of
+# a configuration (grid, agents) is the problem they solve.
+CHOICES = ("sharing", "dtype", "storage", "policy_len")
+PROBLEM = ("grid", "agents")
+
+
+def _variants(configs: pd.DataFrame, base: pd.Series) -> int:
+    """How many configurations differ from ``base`` in exactly one choice."""
+    choices = [c for c in CHOICES if c in configs]
+    same = configs[(configs.backend == base.backend)]
+    for column in PROBLEM:
+        same = same[same[column] == base[column]]
+    differ = sum((same[c] != base[c]).astype(int) for c in choices)
+    return int((differ == 1).sum())
+
+
 def largest(tables: Tables, backend: str) -> pd.Series | None:
-    """The backend's configuration with the largest resolved total footprint."""
+    """The backend's base configuration: at its largest problem (grid, then agents), the
+    one with the most measured one-axis changes (the base a sweep's fixes were measured
+    from, e.g. the default's ``also`` sweeps), then the largest resolved total footprint.
+    Between two configurations a few per cent apart (JAX's private and shared models) the
+    larger is noise; the base with its changes measured is the one to learn from."""
     totals = tables.per_config(TOTAL.sel)
     totals = totals[(totals.backend == backend) & totals.resolved.astype(bool)]
     if totals.empty:
         return None
-    chosen = totals.loc[totals.value.idxmax(), "config_id"]
-    return tables.configs[tables.configs.config_id == chosen].iloc[0]
+    for column in PROBLEM:
+        totals = totals[totals[column] == totals[column].max()]
+    configs = tables.configs.set_index("config_id", drop=False)
+    ranked = totals.assign(
+        variants=[_variants(tables.configs, configs.loc[c]) for c in totals.config_id]
+    ).sort_values(["variants", "value"], ascending=False, kind="stable")
+    return configs.loc[ranked.config_id.iloc[0]]
 
 
 def order(configs: pd.DataFrame) -> pd.DataFrame:

@@ -231,11 +231,15 @@ def deep_profiles(c: Context) -> Section:
 
 
 def seed_claims(c: Context) -> Section:
-    columns = ["claim", "text", "claimed", "ours", "unit", "probe", "configuration", "spread",
-               "rule", "verdict", "why", "quantity"]  # fmt: skip
+    columns = ["claim", "reading", "claimed", "ours", "unit", "probe", "basis",
+               "configuration", "spread", "rule", "verdict", "why"]  # fmt: skip
     evaluated = claims.evaluate(c.frame, resolution=c.resolution)
-    table = Table(claims.table(evaluated)[columns], {"ours": fmt_number})
-    return Section("Seed study claims").text(text.SEED_CLAIMS).table(table)
+    final = claims.verdicts(evaluated)
+    section = Section("Seed study claims").text(text.SEED_CLAIMS).table(Table(final))
+    if (final.verdict == claims.NOT_COMPARABLE).all():
+        return section.text(text.NO_CLAIM_COMPARABLE)
+    detail = Table(claims.table(evaluated)[columns], {"ours": fmt_number})
+    return section.text(text.SEED_CLAIM_ROWS).table(detail)
 
 
 def scaling(c: Context) -> Section:
@@ -371,11 +375,11 @@ SECTIONS = (
     ranking,
     top_hotspots,
     deep_profiles,
-    seed_claims,
     scaling,
     prediction,
     precision,
     growth,
+    seed_claims,
     failures,
     calibration,
     provenance,

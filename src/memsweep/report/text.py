@@ -61,10 +61,27 @@ FLAMEGRAPH_LINK = "memray's flame graph of the heap at its high-water mark"
 PROFILE_SITES = "Alive at the heap's high-water mark, by site (the largest sites):"
 BUILD_SITES = "What building the {operation} keeps, by site (tracemalloc):"
 SEED_CLAIMS = (
-    "Every quantitative claim of the hand-made seed study beside our figure for the closest "
-    "comparable configuration (claims, selections and tolerance rules: "
-    "memsweep/report/data/seed_claims.yaml). 'spread' is our figure over every qualifying "
-    "configuration."
+    "The hand-made seed study's quantitative claims, one final verdict each. A claim about "
+    'a size ("20x20") is read both ways: a 20×20 grid (400 states) and 20 states (a '
+    "20×20 matrix, which the seed's own sparsity and byte figures fit). Where no "
+    "configuration has that many states, the figure comes from a law a + b·N^k fitted "
+    "over the sizes measured with everything else equal, interpolated or extrapolated, "
+    "with its 95 % interval. The rule: the primary probe (the first listed for the "
+    "comparison) decides; under one reading the claim holds when every comparison the "
+    "primary probe can make confirms it and fails when one refutes it; the verdict is "
+    "'confirmed as' the readings under which it holds, else 'refuted', else 'not "
+    "comparable'. Other probes and readings that disagree are listed. No figure below "
+    "its probe's resolution judges anything. Claims, selections and tolerances: "
+    "memsweep/report/data/seed_claims.yaml."
+)
+SEED_CLAIM_ROWS = (
+    "Each comparison under each reading and probe. 'basis': measured at that size, or the "
+    "fitted law's value; 'spread': our figure over every qualifying configuration."
+)
+NO_CLAIM_COMPARABLE = (
+    "No claim is comparable with this sweep: none of its configurations, and no law "
+    "fitted over three sizes or more, reaches a claim's size and settings. The rows that "
+    "say why are left out."
 )
 SCALING = (
     "Exponents of log-log least-squares fits, per backend, storage, dtype and sharing; in N "
@@ -183,7 +200,8 @@ BLIND = "blind"
 
 CHANGES_TITLE = "Changes a user would make"
 CHANGES = (
-    "Per backend, from its largest configuration, every measured configuration that "
+    "Per backend, from its base configuration (at its largest grid and agent count, the "
+    "one whose changes were measured), every measured configuration that "
     "differs in one setting ({axes}), every other axis equal. A change is judged by the "
     "whole footprint (total_peak_bytes [vmhwm]): it saves where it lowers the footprint by "
     "at least {share:.0%} and by vmhwm's resolution, costs more where it raises it as much, "
@@ -200,7 +218,7 @@ CHANGES_NOT_RUN = "Not measured, as the plan says: {listed}."
 CHANGES_NONE = "No one-axis variant of this configuration was measured within {backend}."
 SWITCH_TITLE = "Switching backend"
 SWITCH = (
-    "Each backend's largest configuration against the same configuration run by another "
+    "Each backend's base configuration against the same configuration run by another "
     "backend. Only the whole footprint compares (total_peak_bytes [vmhwm]): the backends' "
     "primary probes differ, and tracemalloc is blind to XLA's buffers."
 )
