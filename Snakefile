@@ -18,6 +18,7 @@ include: "workflow/rules/envs.smk"
 include: "workflow/rules/measure.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/profile.smk"
+include: "workflow/rules/compare.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -26,6 +26,7 @@ from memsweep.report import (
     hotspots,
     queries,
     sections,
+    versions,
 )
 from memsweep.results.schema import COLUMNS, to_frame
 
@@ -396,7 +397,7 @@ def test_sections_come_in_order_and_say_what_each_probe_sees(tmp_path):
         "Configurations not measured",
         "Probe calibration on this machine", "Provenance", "Appendix: how to read the figures",
     ]  # fmt: skip
-    assert len(sections.SECTIONS) == len(top)
+    assert len(sections.SECTIONS) == len(top) + 1  # one release: no 'Across PyMDP releases'
     details = [p.title for p in parts if p.level == 3 and p.title[0].isdigit()]
     assert details[0] == f"1. {hotspots.rank(frame)[0].what}"
     # The probes' semantics are the appendix, at the end: the first screen is the glance.
@@ -449,3 +450,37 @@ def test_a_per_call_peak_is_its_maximum_over_steps_and_a_time_its_median():
     time = per_config(frame, {"phase": "step", "operation": "step", "metric": "call_seconds",
                               "probe": "perf_counter"}).iloc[0]  # fmt: skip
     assert time.value == 1.0
+
+
+# Across PyMDP releases ------------------------------------------------------------------
+
+
+def _released(cfg: dict, version: str, total: float) -> dict:
+    found = row(cfg, "summary", "all", "total_peak_bytes", "vmhwm", total)
+    return found | {"pymdp_version": version, "config_id": f"{cfg['config_id']}-{version}"}
+
+
+def test_a_sweep_of_two_releases_gets_them_side_by_side_and_its_regressions():
+    grew, same = config(grid=4), config(grid=5)
+    frame = make_df(
+        _released(grew, "1.0.0", 100e6), _released(grew, "1.0.4", 120e6),  # +20 %: regressed
+        _released(same, "1.0.0", 50e6), _released(same, "1.0.4", 50.5e6),  # +1 %: unchanged
+    )  # fmt: skip
+    section = versions.across_versions(frame, {"vmhwm": 1e6})
+    assert section.title == "Across PyMDP releases"
+    (lean, found) = section.subsections
+    side = lean.blocks[0][1].frame
+    assert list(side["total_peak_bytes [vmhwm] 1.0.0"]) == [100e6, 50e6]
+    assert list(side["total_peak_bytes [vmhwm] 1.0.4"]) == [120e6, 50.5e6]
+    assert found.title == "1.0.0 → 1.0.4: 1 figure(s) regressed"
+    regressed = found.blocks[1][1].frame
+    assert regressed.label.tolist() == ["lean · dense · float64 · G=4 · 1 agent · private"]
+    assert regressed.ratio.tolist() == [pytest.approx(1.2)]
+
+
+def test_a_sweep_of_one_release_has_no_such_section(tmp_path):
+    frame = ranked_table().assign(pymdp_version="1.0.4")
+    assert versions.across_versions(frame, None) is None
+    plan = queries.configurations(frame).assign(status="run", reason=None, predicted_mb=100.0)
+    _, parts = build.build(frame, plan, pd.DataFrame({"probe": []}), tmp_path)
+    assert "Across PyMDP releases" not in [p.title for p in parts]

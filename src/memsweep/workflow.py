@@ -73,6 +73,9 @@ AGGREGATE_CODE = sources("results", "files.py")
 # The predictor: its fitting, the rows it reads, the sizes it fits against.
 PREDICTOR_CODE = sources("report/predictor.py", "report/queries.py", "plan", "results", "files.py")
 REPORT_CODE = sources("report")
+# `memsweep compare`, where the config asks for one: beside the hotspot report.
+COMPARE_FOLDER = "results/report"
+COMPARE_CODE = sources("results", "cli.py", "files.py")
 # The environment of each PyMDP release the sweep names but memsweep does not pin
 # (memsweep.harness.envs): the pymdp_env rule's output, an input of the release's jobs.
 ENVS = "results/envs"
@@ -227,6 +230,31 @@ class Pipeline:
     def env_constraints(self) -> dict[str, str]:
         """The pymdp_env rule's ``version`` wildcard: the releases of this sweep only."""
         return {"version": _alternatives(self.pymdp_releases() or ["none"])}
+
+    def compare_command(self) -> str | None:
+        """The compare rule's shell command, where the config asks for a comparison
+        (``compare:``): ``memsweep compare`` of this sweep's table with a baseline, or
+        between two values of an axis, into ``results/report/``; None: no rule."""
+        wanted = self.config.get("compare")
+        if not wanted:
+            return None
+        this = "{input.measurements}"
+        sides = (
+            f"{shlex.quote(wanted['baseline'])} {this}"
+            if "baseline" in wanted
+            else f"{this} --axis {shlex.quote(wanted['axis'])}"
+        )
+        return (
+            f"{shlex.quote(sys.executable)} -m memsweep.cli compare {sides} "
+            f"--threshold {wanted['threshold']:g} --results results --out {COMPARE_FOLDER} "
+            "> {log} 2>&1"
+        )
+
+    def compare_outputs(self) -> list[str]:
+        """What the compare rule writes (none without ``compare:``), the page first."""
+        if not self.compare_command():
+            return []
+        return [f"{COMPARE_FOLDER}/compare.{ext}" for ext in ("html", "md", "csv", "png")]
 
     def measure_command(self) -> str:
         """The measure rule's shell command: ``memsweep measure`` on the job's output path.

@@ -35,6 +35,8 @@ rule report:
         profiles=lambda wildcards: PIPELINE.profile_files(
             checkpoints.profile_targets.get().output[0]
         ),
+        # The comparison the config asks for (compare.smk), linked from the report.
+        comparison=PIPELINE.compare_outputs()[:1],
         code=REPORT_CODE,
     output:
         markdown="results/report/hotspots.md",

@@ -13,4 +13,5 @@ with logged(snakemake.log[0]):
         out_markdown=snakemake.output.markdown,
         out_html=snakemake.output.html,
         figure_dir=snakemake.output.figures,
+        comparison=next(iter(snakemake.input.comparison), None),
     )

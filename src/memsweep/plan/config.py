@@ -20,6 +20,26 @@ from memsweep.world.checks import Checks
 
 _JSON_TYPES = {int: "integer", float: "number", str: "string"}
 _JSON_TYPES_WORDS = {"integer": "integer", "number": "number"}
+COMPARE = {
+    "baseline": {
+        "type": "string",
+        "pattern": r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        "description": "compare this sweep with the baseline saved under that name "
+        "(memsweep baseline save NAME)",
+    },
+    "axis": {
+        "type": "string",
+        "pattern": r"^[a-z_]+=[^,=]+,[^,=]+$",
+        "description": "compare two values of one axis within this sweep: AXIS=BASE,NEW "
+        "(e.g. pymdp_version=1.0.0,1.0.4)",
+    },
+    "threshold": {
+        "type": "number",
+        "minimum": 0,
+        "default": 5,
+        "description": "the smallest change that counts, in percent of BASE",
+    },
+}
 BUDGET = {
     "max_job_mb": {
         "type": "number",
@@ -125,6 +145,11 @@ def schema() -> dict:
                 "settings shared by every job (any may be promoted to a sweep axis)", model
             ),
             "budget": section("limits of the sweep", BUDGET),
+            "compare": section(
+                "a comparison the workflow writes beside the report (memsweep compare): "
+                "with a saved baseline, or between two values of an axis",
+                COMPARE,
+            ),
         },
     }
 
@@ -173,10 +198,24 @@ def check(config: dict) -> dict:
             raise ConfigError(f"invalid config: {messages[0]}")
         raise ConfigError("invalid config:\n  " + "\n  ".join(messages))
     _check_also(config)
+    _check_compare(config)
     for section in ("model", "budget"):
         for key, rule in rules["properties"][section]["properties"].items():
             config.setdefault(section, {}).setdefault(key, rule["default"])
     return config
+
+
+def _check_compare(config: dict) -> None:
+    """A comparison names what it compares with: a baseline or an axis, one of them."""
+    if "compare" not in config:
+        return
+    named = [key for key in ("baseline", "axis") if key in config["compare"]]
+    if len(named) != 1:
+        raise ConfigError(
+            "invalid config: compare: give baseline (a saved baseline's name) or axis "
+            f"(AXIS=BASE,NEW), one of them; got {named or 'neither'}"
+        )
+    config["compare"].setdefault("threshold", COMPARE["threshold"]["default"])
 
 
 def _check_also(config: dict) -> None:

@@ -35,13 +35,15 @@ def read_profiles(paths, report_folder) -> pd.DataFrame:
 
 
 def build(
-    frame, plan, calibration, figure_dir, failures=None, profiles=None
+    frame, plan, calibration, figure_dir, failures=None, profiles=None, comparison=None
 ) -> tuple[str, list[Section]]:
     """The report's title and sections; writes the figures into ``figure_dir``.
 
     ``failures`` is the aggregate's failures table (it alone knows the files it could not
     read); without it the report lists what the measurements and the plan show.
     ``profiles``: the deep profiles' rows (:func:`read_profiles`), if any.
+    ``comparison``: the page of the comparison the config asked for, relative to the
+    report's folder, if any (the summary links it).
     """
     resolution = calibrated.resolution(calibration)  # figures below it are marked, not used
     prediction = prediction_table(frame, plan, resolution) if not plan.empty else pd.DataFrame()
@@ -54,8 +56,10 @@ def build(
         figures=figures.write_all(frame, prediction, figure_dir),
         failures=failures,
         profiles=profiles if profiles is not None else pd.DataFrame(),
+        comparison=comparison,
     )
-    return text.TITLE, [part for section in SECTIONS for part in section(context).flat()]
+    made = (section(context) for section in SECTIONS)  # None: a section that does not apply
+    return text.TITLE, [part for section in made if section is not None for part in section.flat()]
 
 
 def write(
@@ -67,11 +71,13 @@ def write(
     figure_dir=None,
     failures=None,
     profiles=None,
+    comparison=None,
 ) -> None:
     """Read the tables, build the report, write Markdown (and HTML) and the figures.
 
     ``failures``: the aggregate's ``failures.csv``, which lists unreadable files too.
     ``profiles``: the deep profiles' Parquet files, their flame graphs beside them.
+    ``comparison``: the HTML page of ``memsweep compare`` the config asked for, if any.
     Every file is written atomically: the figures are drawn into a temporary folder
     that replaces ``figure_dir`` whole (they are one set, drawn from one table, and a
     mix of two versions would disagree with the text), and each page is written to a
@@ -89,9 +95,15 @@ def write(
         if path:
             remove_partials(path)
     with atomic_folder(figure_dir) as drawn:
-        title, sections = build(
-            frame, plan_frame, calibration_frame, drawn, failures_frame, profiles_frame
+        linked = (
+            Path(os.path.relpath(Path(comparison).resolve(), out_markdown.parent.resolve()))
+            if comparison
+            else None
         )
+        title, sections = build(
+            frame, plan_frame, calibration_frame, drawn, failures_frame, profiles_frame,
+            linked.as_posix() if linked else None,
+        )  # fmt: skip
         # Rendered while the figures are in the temporary folder: the page embeds them.
         pages = {out_markdown: markdown.render(title, sections, Path(relative).as_posix())}
         if out_html:

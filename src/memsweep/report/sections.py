@@ -20,7 +20,7 @@ import pandas as pd
 from memsweep import __version__
 from memsweep.harness import calibration as calibrated
 from memsweep.harness import probes
-from memsweep.report import changes, claims, figures, firstscreen, hotspots, text
+from memsweep.report import changes, claims, figures, firstscreen, hotspots, text, versions
 from memsweep.report.consumers import CONSUMERS
 from memsweep.report.detail import hotspot_section
 from memsweep.report.document import Section, Table
@@ -48,6 +48,7 @@ class Context:
     figures: dict[str, Path]
     failures: pd.DataFrame | None = None  # the aggregate's table, with unreadable files
     profiles: pd.DataFrame | None = None  # the deep profiles' rows, with their flame graphs
+    comparison: str | None = None  # memsweep compare's page the config asked for, relative
 
     def figure(self, section: Section, name: str) -> Section:
         return section.figure(name, self.figures[name], figures.caption(name, self.frame))
@@ -114,7 +115,10 @@ def summary(c: Context) -> Section:
         )
     )
     top = enumerate(c.ranked[: text.TOP], start=1)
-    return section.items([(f"#{i}", _top_item(h)) for i, h in top])
+    section.items([(f"#{i}", _top_item(h)) for i, h in top])
+    if c.comparison:
+        section.link(text.COMPARISON_LINK, c.comparison)
+    return section
 
 
 def _ranking_row(probe: str, h: hotspots.Hotspot) -> dict:
@@ -302,6 +306,11 @@ def growth(c: Context) -> Section:
     return c.figure(Section("Memory over steps"), "memory_over_steps")
 
 
+def across_versions(c: Context) -> Section | None:
+    """Only where the sweep ran more than one PyMDP release (None: left out)."""
+    return versions.across_versions(c.frame, c.resolution)
+
+
 def _examples(ids) -> str:
     ids = list(ids)
     return ", ".join(ids[:3]) + (f" (+{len(ids) - 3})" if len(ids) > 3 else "")
@@ -379,6 +388,7 @@ SECTIONS = (
     prediction,
     precision,
     growth,
+    across_versions,
     seed_claims,
     failures,
     calibration,

@@ -224,3 +224,21 @@ SWITCH = (
 )
 SWITCH_NONE = "No configuration was measured with more than one backend."
 APPENDIX_TITLE = "Appendix: how to read the figures"
+VERSIONS_TITLE = "Across PyMDP releases"
+VERSIONS = (
+    "This sweep ran PyMDP {releases}. Per backend, each configuration's whole footprint "
+    "(total_peak_bytes [vmhwm]) and median step time (step_seconds [perf_counter]) under "
+    "every release, side by side; a release a backend cannot run is empty, with its reason "
+    "in the plan."
+)
+VERSIONS_REGRESSED = (
+    "From the oldest release to the newest, the figures that got worse, as memsweep "
+    "compare --axis pymdp_version judges them: memory beyond the probe's resolution and "
+    "5 % of the older figure; time by a Mann–Whitney U test on the per-step samples "
+    "(p < 0.01) and the ratio of medians; precision by any change of action agreement or "
+    "a belief error moved more than ×10."
+)
+COMPARISON_LINK = (
+    "The comparison the config asks for (memsweep compare): improved, regressed and "
+    "unchanged figures"
+)
