@@ -290,3 +290,26 @@ def test_sizes_parse_in_decimal_and_binary_units():
     assert forecast.parse_size("8GiB") == pytest.approx(8 * 1024**3 / 1e6)
     with pytest.raises(ValueError, match="16GB"):
         forecast.parse_size("lots")
+
+
+def test_what_fits_is_the_predictors_answer_at_the_base_configuration(tmp_path):
+    """The report's 1/8/64 GB table asks the predictor fitted to the sweep the same
+    question as `memsweep predict --fit-in`, from the backend's base configuration (the
+    largest grid and agent count; of the four there, each two changes from the others,
+    the largest footprint: dense and private)."""
+    from memsweep.report import capacity
+    from memsweep.results.schema import COLUMNS, to_frame
+
+    frame = to_frame(tidy(lean_jobs()).reindex(columns=COLUMNS))
+    table = capacity.capacity(frame)
+    assert list(table.memory) == ["1 GB", "8 GB", "64 GB"] and set(table.backend) == {"lean"}
+    base = Job("lean", "dense", "float64", max(GRIDS), 3, "private", 1)
+    assert set(table.base) == {forecast.describe_job(base)}
+    model = write_predictor(tmp_path / "p.json", frame)
+    for _, row in table.iterrows():
+        limit = float(row.memory.split()[0]) * 1000
+        for upper, name in ((False, "fit"), (True, "upper end")):
+            agents = forecast.largest(base, "agents", limit, forecast.peak_of(model, upper))
+            grid = forecast.largest(base, "grid", limit, forecast.peak_of(model, upper))
+            assert row[f"agents at G={base.grid} ({name})"] == capacity._searched("agents", agents)
+            assert row[f"grid at 3 agents ({name})"] == capacity._searched("grid", grid)

@@ -55,7 +55,7 @@ def job_of(options: dict) -> Job:
     return job
 
 
-def _peak(predictor: fitted.Predictor | None, upper: bool = False) -> Callable[[Job], float]:
+def peak_of(predictor: fitted.Predictor | None, upper: bool = False) -> Callable[[Job], float]:
     """A job -> its predicted peak (MB), or the upper end of its interval."""
     if predictor is None:
         return predict.predict_mb
@@ -139,9 +139,9 @@ def analytic_lines(job: Job, reason: str) -> list[str]:
 
 
 def fit_in_lines(job: Job, limit_mb: float, predictor: fitted.Predictor | None) -> list[str]:
-    peaks = {"predicted peak": _peak(predictor)}
+    peaks = {"predicted peak": peak_of(predictor)}
     if predictor is not None:
-        peaks["interval's upper end"] = _peak(predictor, upper=True)
+        peaks["interval's upper end"] = peak_of(predictor, upper=True)
     lines = [f"fits in {limit_mb:g} MB:"]
     for axis, held in (("grid", f"{job.agents} agents"), ("agents", f"grid {job.grid}")):
         found = {label: largest(job, axis, limit_mb, peak) for label, peak in peaks.items()}

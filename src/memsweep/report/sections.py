@@ -20,7 +20,16 @@ import pandas as pd
 from memsweep import __version__
 from memsweep.harness import calibration as calibrated
 from memsweep.harness import probes
-from memsweep.report import changes, claims, figures, firstscreen, hotspots, text, versions
+from memsweep.report import (
+    capacity,
+    changes,
+    claims,
+    figures,
+    firstscreen,
+    hotspots,
+    text,
+    versions,
+)
 from memsweep.report.consumers import CONSUMERS
 from memsweep.report.detail import hotspot_section
 from memsweep.report.document import Section, Table
@@ -286,7 +295,11 @@ def fitted_predictor(c: Context) -> Section:
     if table.empty:
         return section.text(text.NO_PREDICTION)
     formats = {"median_abs_error": fmt_percent, "worst_under_prediction": fmt_percent}
-    return section.table(Table(table, formats))
+    section.table(Table(table, formats))
+    fits = capacity.capacity(c.frame, c.resolution)
+    if not fits.empty:
+        section.text(text.CAPACITY).table(Table(fits))
+    return section
 
 
 def precision(c: Context) -> Section:

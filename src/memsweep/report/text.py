@@ -242,3 +242,10 @@ COMPARISON_LINK = (
     "The comparison the config asks for (memsweep compare): improved, regressed and "
     "unchanged figures"
 )
+CAPACITY = (
+    "What fits in 1, 8 and 64 GB, by the predictor fitted to this sweep (memsweep predict "
+    "--fit-in): per backend, from its base configuration, the most agents at its grid and "
+    "the largest grid at its agent count whose predicted whole-process peak stays within "
+    "the size, by the fit and by its 95 % interval's upper end (what to ask a scheduler "
+    "for). Beyond the measured sizes these are extrapolations."
+)
