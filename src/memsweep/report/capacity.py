@@ -11,7 +11,7 @@ import json
 import pandas as pd
 
 from memsweep.plan import fitted, forecast
-from memsweep.plan.jobs import TYPES, Job
+from memsweep.plan.jobs import TYPES
 from memsweep.report import predictor as fitting
 from memsweep.report.needed import largest
 from memsweep.report.queries import Tables
@@ -38,7 +38,7 @@ def capacity(frame: pd.DataFrame, resolution: dict | None = None) -> pd.DataFram
         base = largest(tables, backend)
         if base is None or not model.covers(backend):
             continue
-        job = Job.from_dict({key: base[key] for key in TYPES if key in base})
+        job = fitting.job_of({key: base[key] for key in TYPES if key in base})
         for gb in SIZES_GB:
             limit = gb * 1000.0
             found = {"backend": backend, "memory": f"{gb} GB",

@@ -72,12 +72,20 @@ def consumer_table(frame: pd.DataFrame) -> pd.DataFrame:
     table = table.dropna(subset=["y_model", "y_agents", "peak_above"])
     table["y_calls"] = (table.peak_above - table.y_model - table.y_agents).clip(lower=0.0)
     table["target_mb"] = _mb(frame, TOTAL).reindex(table.index)
-    settings = frame.drop_duplicates("config_id").set_index("config_id")[list(TYPES)]
+    # A setting the rows do not hold (pymdp_version, in files from before it existed, or
+    # null where no PyMDP ran) takes its default.
+    held = [key for key in TYPES if key in frame]
+    settings = frame.drop_duplicates("config_id").set_index("config_id")[held]
     table = settings.join(table, how="inner")
-    jobs = [Job.from_dict(row) for row in table[list(TYPES)].to_dict("records")]
+    jobs = [job_of(row) for row in table[held].to_dict("records")]
     sizes = pd.DataFrame([predict.sizes(job) for job in jobs], index=table.index)
     table = table.join(sizes.add_prefix("x_"))
     return table.reset_index()
+
+
+def job_of(settings: dict) -> Job:
+    """A job from a row's settings, leaving out the null ones (their default then)."""
+    return Job.from_dict({key: value for key, value in settings.items() if not pd.isna(value)})
 
 
 def whole_process(table: pd.DataFrame) -> bool:
