@@ -17,6 +17,7 @@ from scipy import stats
 from memsweep import agents
 from memsweep.harness import probes
 from memsweep.report import (
+    breakdown,
     build,
     claims,
     consumers,
@@ -389,7 +390,7 @@ def test_sections_come_in_order_and_say_what_each_probe_sees(tmp_path):
     title, parts = build.build(frame, plan, pd.DataFrame({"probe": []}), tmp_path)
     top = [p.title for p in parts if p.level == 2]
     assert top == [
-        "At a glance", "Memory needed", "Changes a user would make",
+        "At a glance", "Memory needed", "Where the memory goes", "Changes a user would make",
         "Summary", "Hotspots ranked by measured bytes", "The top 3 hotspots in detail",
         "Where the bytes are: allocation sites", "Scaling",
         "Predicted against measured memory",
@@ -484,3 +485,34 @@ def test_a_sweep_of_one_release_has_no_such_section(tmp_path):
     plan = queries.configurations(frame).assign(status="run", reason=None, predicted_mb=100.0)
     _, parts = build.build(frame, plan, pd.DataFrame({"probe": []}), tmp_path)
     assert "Across PyMDP releases" not in [p.title for p in parts]
+
+
+# Where the memory goes ------------------------------------------------------------------
+
+
+def test_the_parts_of_the_peak_add_up_to_it_and_the_rest_is_shown():
+    """Baseline 100 + model 10 + agents 60 of a 180 MB peak: the rest is 10 MB (the calls),
+    every part by vmhwm; the steps' per-call peak is beside, not added."""
+    base = config(grid=8, agents=4)
+    frame = make_df(
+        row(base, "summary", "all", "total_peak_bytes", "vmhwm", 180e6),
+        row(base, "summary", "all", "baseline_bytes", "vmhwm", 100e6),
+        row(base, "build", "model", "call_peak_bytes", "vmhwm", 10e6),
+        row(base, "build", "agents", "call_peak_bytes", "vmhwm", 60e6),
+        row(base, "step", "infer_states", "call_peak_bytes", "vmhwm", 25e6, step=1),
+        row(base, "step", "infer_states", "call_peak_bytes", "vmhwm", 0.5e6, step=2),
+    )
+    chosen, table = breakdown.parts(queries.Tables(frame, {"vmhwm": 1e6}), "lean")
+    assert chosen.config_id == base["config_id"]
+    added = table[table.added]
+    assert list(added.part) == ["fixed cost", "model", "agents", "the rest"]
+    assert list(added.bytes) == [100e6, 10e6, 60e6, pytest.approx(10e6)]
+    assert added.bytes.sum() == pytest.approx(180e6)
+    beside = table.set_index("part").loc["beside: per-call temporaries"]
+    assert (beside.bytes, beside.added) == (25e6, False)  # the maximum over the steps
+    assert list(breakdown.stacked(queries.Tables(frame)).loc["lean"]) == [
+        100,
+        10,
+        60,
+        pytest.approx(10),
+    ]

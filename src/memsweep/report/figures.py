@@ -216,6 +216,33 @@ def step_time_vs_grid(frame: pd.DataFrame, path: Path) -> Path:
     return save(fig, path)
 
 
+@figure(
+    "memory_breakdown",
+    caption="Where each backend's memory goes, at its base configuration: the whole "
+    "process's peak (vmhwm) as the fixed cost, the model's and the agents' builds and the "
+    "rest (what the calls added; left of zero where the builds' temporaries were gone "
+    "before the peak), all read by one probe, so the bar is the peak.",
+)
+def memory_breakdown(frame: pd.DataFrame, path: Path) -> Path:
+    from memsweep.report import breakdown  # the figures' registry is imported early
+    from memsweep.report.queries import Tables
+
+    bars = breakdown.stacked(Tables(frame))
+    fig, ax = pyplot().subplots(figsize=(8, 1.2 + 0.6 * max(len(bars), 1)))
+    for row, (_, parts) in enumerate(bars.iterrows()):
+        start = 0.0
+        for position, (part, mb) in enumerate(parts.dropna().items()):
+            color = f"C{position}"
+            ax.barh(row, mb, left=start if mb >= 0 else start + mb, color=color,
+                    label=part if row == 0 else None)  # fmt: skip
+            start += mb
+    ax.set_yticks(range(len(bars)), list(bars.index))
+    ax.set_xlabel("MB [vmhwm]")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize="small")
+    return save(fig, path)
+
+
 def _last_steps(frame: pd.DataFrame) -> pd.DataFrame:
     """Growth rows of the largest grid and agent count, private models where measured."""
     chosen = frame[(frame.phase == "growth") & (frame.status == "ok") & frame.step.notna()]

@@ -21,6 +21,7 @@ from memsweep import __version__
 from memsweep.harness import calibration as calibrated
 from memsweep.harness import probes
 from memsweep.report import (
+    breakdown,
     capacity,
     changes,
     claims,
@@ -104,6 +105,10 @@ def glance(c: Context) -> Section:
 
 def memory_needed(c: Context) -> Section:
     return firstscreen.needed(c.tables)
+
+
+def where_it_goes(c: Context) -> Section:
+    return breakdown.section(c.tables, lambda section: c.figure(section, "memory_breakdown"))
 
 
 def user_changes(c: Context) -> Section:
@@ -392,6 +397,7 @@ def provenance(c: Context) -> Section:
 SECTIONS = (
     glance,
     memory_needed,
+    where_it_goes,
     user_changes,
     summary,
     ranking,

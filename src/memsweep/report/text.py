@@ -249,3 +249,13 @@ CAPACITY = (
     "the size, by the fit and by its 95 % interval's upper end (what to ask a scheduler "
     "for). Beyond the measured sizes these are extrapolations."
 )
+BREAKDOWN_TITLE = "Where the memory goes"
+BREAKDOWN = (
+    "Per backend, at its base configuration, the whole process's peak split into parts "
+    "that one probe read (vmhwm, the kernel's peak) and that add up to it: the fixed cost "
+    "at the baseline, the model's and the agents' builds (each its window's peak), and "
+    "the rest, shown as measured even where negative. The rows marked 'beside' overlap "
+    "the parts and are not added: the first call's and the steps' per-call peaks, what "
+    "the cleanup left resident, and how much of that the allocator held (handed back by "
+    "malloc_trim(0)), by rss_anon."
+)
