@@ -18,6 +18,7 @@ that is not.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pathlib
 from collections.abc import Callable
@@ -172,10 +173,16 @@ def half_then_fail(real, watched: str, where, writes: list):
     return broken
 
 
+def digest(path: Path) -> str:
+    """A file's content as a short string: the assertions compare these, so that a failure
+    (expected, where a mutation is caught) is not explained by diffing megabytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def check_a_crash_leaves_the_previous_file(writer: Writer, folder: Path, monkeypatch) -> None:
     path = folder / writer.file
     writer.write(folder, 1)
-    previous = path.read_bytes()
+    previous = digest(path)
     writes: list[Path] = []
     real = getattr(writer.owner, writer.attribute)
     broken = half_then_fail(real, path.name, writer.where, writes)
@@ -185,10 +192,10 @@ def check_a_crash_leaves_the_previous_file(writer: Writer, folder: Path, monkeyp
             writer.write(folder, 2)
     assert writes, f"{writer.name}: the injected write never ran"
     assert all(w.parent == path.parent for w in writes)  # beside it: the rename stays atomic
-    assert path.read_bytes() == previous, f"{writer.name}: the previous file was damaged"
+    assert digest(path) == previous, f"{writer.name}: the previous file was damaged"
     assert temporaries(folder) == [], f"{writer.name}: a temporary file was left"
     writer.write(folder, 2)  # without the fault, the new version replaces the old one whole
-    assert path.read_bytes() != previous
+    assert digest(path) != previous
     assert temporaries(folder) == []
 
 
@@ -213,13 +220,13 @@ def test_a_writer_that_is_not_atomic_is_caught(writer, tmp_path, monkeypatch):
 
 
 # The report's figures: one set, swapped whole -----------------------------------------------
-def figures_in(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted((folder / "report" / "figures").iterdir())}
+def figures_in(folder: Path) -> dict[str, str]:
+    return {p.name: digest(p) for p in sorted((folder / "report" / "figures").iterdir())}
 
 
 def check_a_crash_leaves_the_previous_figures(folder: Path, monkeypatch) -> None:
     report(folder, 1)
-    previous, page = figures_in(folder), (folder / "report" / "hotspots.md").read_bytes()
+    previous, page = figures_in(folder), digest(folder / "report" / "hotspots.md")
     assert len(previous) > 2
     drawn: list[Path] = []
     real = Figure.savefig
@@ -238,7 +245,7 @@ def check_a_crash_leaves_the_previous_figures(folder: Path, monkeypatch) -> None
         with pytest.raises(Injected):
             report(folder, 2)
     assert figures_in(folder) == previous, "the previous figures were damaged"
-    assert (folder / "report" / "hotspots.md").read_bytes() == page
+    assert digest(folder / "report" / "hotspots.md") == page
     assert temporaries(folder) == []
     report(folder, 2)  # without the fault, the new set replaces the old one whole
     assert figures_in(folder).keys() == previous.keys()
