@@ -516,3 +516,23 @@ def test_the_parts_of_the_peak_add_up_to_it_and_the_rest_is_shown():
         60,
         pytest.approx(10),
     ]
+
+
+def test_memory_over_steps_shows_jumps_apart_from_steady_growth():
+    """At the largest grid and agent count: each probe's jumps and steady slope, USS left
+    out; a figure under the probe's resolution is shown as "< 1 MB"."""
+    big, small = config(grid=8, agents=4), config(grid=4, agents=4)
+    frame = make_df(
+        row(big, "growth", "step", "anon_jump_bytes", "rss_anon", 24e6),
+        row(big, "growth", "step", "anon_steady_growth_per_100_steps_bytes", "rss_anon", 2e5),
+        row(big, "growth", "step", "resident_jump_bytes", "psutil_uss", 30e6),
+        row(small, "growth", "step", "anon_jump_bytes", "rss_anon", 1e6),
+    )
+    table = sections.steady_growth(frame)
+    assert list(table.columns) == [
+        "configuration", "anon_jump_bytes [rss_anon]",
+        "anon_steady_growth_per_100_steps_bytes [rss_anon]",
+    ]  # fmt: skip
+    assert table.configuration.tolist() == ["lean · dense · float64 · G=8 · 4 agents · private"]
+    marked = sections._marked(1e6)
+    assert [marked(v) for v in table.iloc[0, 1:]] == ["24 MB", "< 1 MB"]

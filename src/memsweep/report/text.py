@@ -259,3 +259,10 @@ BREAKDOWN = (
     "the cleanup left resident, and how much of that the allocator held (handed back by "
     "malloc_trim(0)), by rss_anon."
 )
+STEADY_GROWTH = (
+    "One-off jumps and steady growth, at the largest grid and agent count: each level "
+    "probe's rises between two steps of the first repeat that stand out (above 10 × the "
+    "median step-to-step change and 64 KiB: a cache filled, a program compiled), summed, "
+    "and its least-squares slope over the steps after the last jump, per 100 steps: a "
+    "leak shows there, a jump does not."
+)
