@@ -26,9 +26,13 @@ def _searched(axis: str, value: int | None) -> str:
     return f"≥ {value} (searched to {top})" if value >= top else str(value)
 
 
-def capacity(frame: pd.DataFrame, resolution: dict | None = None) -> pd.DataFrame:
-    """One row per backend and size; empty where no backend has a whole-process fit."""
-    data = fitting.predictor(frame)
+def capacity(
+    frame: pd.DataFrame, resolution: dict | None = None, data: dict | None = None
+) -> pd.DataFrame:
+    """One row per backend and size; empty where no backend has a whole-process fit.
+    ``data``: the predictor already fitted to ``frame`` (:func:`memsweep.report.predictor.
+    predictor`), where the caller has it; else it is fitted here."""
+    data = data if data is not None else fitting.predictor(frame)
     if not data["whole_process"]:
         return pd.DataFrame()
     model = fitted.from_json(json.dumps(data))

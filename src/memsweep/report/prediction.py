@@ -6,7 +6,6 @@ import pandas as pd
 
 from memsweep.harness import probes
 from memsweep.plan.predict import import_mb
-from memsweep.report import predictor
 from memsweep.report.queries import FIX_AXES, Resolution, footprint, per_config, selector
 
 
@@ -47,13 +46,3 @@ def prediction_table(
         / table.measured_above_import_mb.where(table.measured_above_import_mb > 0),
     )
     return table.drop(columns=["measured", "peak"]).sort_values(list(FIX_AXES) + ["grid", "agents"])
-
-
-def leave_one_grid_out(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per backend, the error of the fitted predictor (:mod:`memsweep.report.predictor`)
-    on each grid when fitted without it: median |error| and the worst under-prediction."""
-    table = predictor.consumer_table(frame)
-    if table.empty:
-        return pd.DataFrame()
-    errors = predictor.leave_one_grid_out(table)
-    return predictor.logo_summary(errors, predictor.whole_process(table))

@@ -31,6 +31,7 @@ from memsweep.report import (
     text,
     versions,
 )
+from memsweep.report import predictor as fitting
 from memsweep.report.consumers import CONSUMERS
 from memsweep.report.detail import hotspot_section
 from memsweep.report.document import Section, Table
@@ -38,7 +39,6 @@ from memsweep.report.fits import fit_text, scaling_table
 from memsweep.report.formats import Unresolved, fmt_bytes, fmt_mb, fmt_number, fmt_percent
 from memsweep.report.needed import label
 from memsweep.report.pareto import pareto, precision_points
-from memsweep.report.prediction import leave_one_grid_out
 from memsweep.report.queries import FIX_AXES, Tables, figure, footprint_text
 from memsweep.results.aggregate import failures_table
 
@@ -71,6 +71,12 @@ class Context:
     @cached_property
     def tables(self) -> Tables:
         return Tables(self.frame, self.resolution)
+
+    @cached_property
+    def predictor(self) -> dict:
+        """The memory predictor fitted to the frame, with its leave-one-grid-out table:
+        fitted once for the sections that show either."""
+        return fitting.predictor(self.frame)
 
     @cached_property
     def remedies(self) -> list[changes.Remedies]:
@@ -296,12 +302,12 @@ def prediction(c: Context) -> Section:
 def fitted_predictor(c: Context) -> Section:
     section = Section("The fitted predictor, leave one grid out", level=3)
     section.text(text.FITTED_PREDICTOR)
-    table = leave_one_grid_out(c.frame)
+    table = pd.DataFrame(c.predictor["leave_one_grid_out"])
     if table.empty:
         return section.text(text.NO_PREDICTION)
     formats = {"median_abs_error": fmt_percent, "worst_under_prediction": fmt_percent}
     section.table(Table(table, formats))
-    fits = capacity.capacity(c.frame, c.resolution)
+    fits = capacity.capacity(c.frame, c.resolution, c.predictor)
     if not fits.empty:
         section.text(text.CAPACITY).table(Table(fits))
     return section
