@@ -29,6 +29,7 @@ from memsweep.report import (
     sections,
     versions,
 )
+from memsweep.report.formats import fmt_bytes
 from memsweep.results.schema import COLUMNS, to_frame
 
 from .conftest import ROOT
@@ -528,11 +529,10 @@ def test_memory_over_steps_shows_jumps_apart_from_steady_growth():
         row(big, "growth", "step", "resident_jump_bytes", "psutil_uss", 30e6),
         row(small, "growth", "step", "anon_jump_bytes", "rss_anon", 1e6),
     )
-    table = sections.steady_growth(frame)
+    table = sections.steady_growth(frame, {"rss_anon": 1e6})
     assert list(table.columns) == [
         "configuration", "anon_jump_bytes [rss_anon]",
         "anon_steady_growth_per_100_steps_bytes [rss_anon]",
     ]  # fmt: skip
     assert table.configuration.tolist() == ["lean · dense · float64 · G=8 · 4 agents · private"]
-    marked = sections._marked(1e6)
-    assert [marked(v) for v in table.iloc[0, 1:]] == ["24 MB", "< 1 MB"]
+    assert [fmt_bytes(v) for v in table.iloc[0, 1:]] == ["24 MB", "< 1 MB"]

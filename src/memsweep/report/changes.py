@@ -25,7 +25,7 @@ from memsweep.report.fixes import PRECISION, Saving
 from memsweep.report.formats import Unresolved
 from memsweep.report.hotspots import FIX_SHARE
 from memsweep.report.needed import CHOICES, TOTAL, largest, primary_probe
-from memsweep.report.queries import Tables, selector, slice_of
+from memsweep.report.queries import Tables, one_axis, selector
 
 # The settings a user changes within a backend.
 AXES = CHOICES
@@ -179,14 +179,6 @@ def precision_cost(c: Change) -> dict[str, tuple[float, float]] | None:
         return after < before if metric in HIGHER_IS_BETTER else after > max(before, NEGLIGIBLE)
 
     return {m: (b, a) for m, (b, a) in measured.items() if lost(m, b, a)}
-
-
-def one_axis(configs: pd.DataFrame, base: pd.Series, axis: str) -> pd.DataFrame:
-    """The configurations equal to ``base`` except in ``axis``."""
-    if axis not in configs:
-        return configs.iloc[0:0]
-    near = slice_of(configs, base, (axis,))
-    return near[near[axis] != base[axis]]
 
 
 def remedies(tables: Tables, backend: str) -> Remedies | None:

@@ -203,7 +203,9 @@ def _law(states: pd.Series, values: pd.Series, target: int):
     return fit.part(float(target)), float(found[2]), fit.extrapolates(float(target))
 
 
-def _by_law(base: Row, values: pd.DataFrame, chosen: pd.Series, target: int, compare) -> Row:
+def _by_law(
+    base: Row, values: pd.DataFrame, chosen: pd.Series, target: int, compare, claimed
+) -> Row:
     """The comparison at ``target`` states from a law fitted over the measured sizes of the
     closest configuration's slice (every other setting equal)."""
     same = slice_of(values, chosen, ("grid",))
@@ -225,7 +227,7 @@ def _by_law(base: Row, values: pd.DataFrame, chosen: pd.Series, target: int, com
     base.basis = EXTRAPOLATED if beyond else INTERPOLATED
     base.ours = part.mb
     interval = "" if np.isnan(part.low) else f" [{part.low:.3g}, {part.high:.3g}]"
-    ok, why = _judge(part.mb, compare.get("_claimed"), compare["rule"])
+    ok, why = _judge(part.mb, claimed, compare["rule"])
     base.verdict = CONFIRMED if ok else REFUTED
     base.why = (f"{why}; a + b·N^k (k = {k:.2f}) over N = {sizes}, {base.basis} to "
                 f"N = {target}: {part.mb:.3g}{interval}")  # fmt: skip
@@ -302,7 +304,7 @@ def _compare(
     closest = {**(compare.get("closest") or {}), **({"states": target} if target else {})}
     chosen = _nearest(values, closest)
     if target is not None and int(chosen.states) != target:
-        return _by_law(base, values, chosen, target, {**compare, "_claimed": claimed})
+        return _by_law(base, values, chosen, target, compare, claimed)
     if target is not None:
         base.basis = MEASURED
     ours = float(chosen.value)

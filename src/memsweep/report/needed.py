@@ -17,7 +17,7 @@ from memsweep.harness import probes
 from memsweep.report import text
 from memsweep.report.fixes import blind, blind_probes
 from memsweep.report.formats import Unresolved
-from memsweep.report.queries import Tables, figure, is_resolved, selector
+from memsweep.report.queries import Tables, figure, is_resolved, one_axis, selector
 
 
 @dataclass(frozen=True)
@@ -83,12 +83,7 @@ PROBLEM = ("grid", "agents")
 
 def _variants(configs: pd.DataFrame, base: pd.Series) -> int:
     """How many configurations differ from ``base`` in exactly one choice."""
-    choices = [c for c in CHOICES if c in configs]
-    same = configs[(configs.backend == base.backend)]
-    for column in PROBLEM:
-        same = same[same[column] == base[column]]
-    differ = sum((same[c] != base[c]).astype(int) for c in choices)
-    return int((differ == 1).sum())
+    return sum(len(one_axis(configs, base, choice)) for choice in CHOICES)
 
 
 def largest(tables: Tables, backend: str) -> pd.Series | None:

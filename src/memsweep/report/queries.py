@@ -152,6 +152,14 @@ def slice_of(table: pd.DataFrame, base: pd.Series, free: tuple[str, ...]) -> pd.
     return table[mask]
 
 
+def one_axis(configs: pd.DataFrame, base: pd.Series, axis: str) -> pd.DataFrame:
+    """The configurations equal to ``base`` except in ``axis``."""
+    if axis not in configs:
+        return configs.iloc[0:0]
+    near = slice_of(configs, base, (axis,))
+    return near[near[axis] != base[axis]]
+
+
 def footprint(
     frame: pd.DataFrame, family: str, resolution: Resolution | None = None
 ) -> pd.DataFrame:

@@ -36,10 +36,10 @@ from memsweep.report.consumers import CONSUMERS
 from memsweep.report.detail import hotspot_section
 from memsweep.report.document import Section, Table
 from memsweep.report.fits import fit_text, scaling_table
-from memsweep.report.formats import Unresolved, fmt_bytes, fmt_mb, fmt_number, fmt_percent
+from memsweep.report.formats import fmt_bytes, fmt_mb, fmt_number, fmt_percent
 from memsweep.report.needed import label
 from memsweep.report.pareto import pareto, precision_points
-from memsweep.report.queries import FIX_AXES, Tables, figure, footprint_text
+from memsweep.report.queries import FIX_AXES, Tables, figure, footprint_text, mark
 from memsweep.results.aggregate import failures_table
 
 PROVENANCE = ("memsweep_version", "pymdp_version", "numpy_version", "scipy_version",
@@ -328,39 +328,27 @@ def precision(c: Context) -> Section:
 
 def growth(c: Context) -> Section:
     section = c.figure(Section("Memory over steps"), "memory_over_steps")
-    steady = steady_growth(c.frame)
+    steady = steady_growth(c.frame, c.resolution)
     if steady.empty:
         return section
-    formats = {
-        column: _marked(c.resolution.get(column.split("[")[1].rstrip("]")))
-        for column in steady
-        if column.endswith("]")
-    }
+    formats = {column: fmt_bytes for column in steady if column.endswith("]")}
     return section.text(text.STEADY_GROWTH).table(Table(steady, formats))
 
 
-def _marked(resolution: float | None):
-    """Bytes, or "< N" for a figure whose size is below the probe's resolution."""
-
-    def shown(value):
-        if resolution and not pd.isna(value) and abs(value) < resolution:
-            return fmt_bytes(Unresolved(resolution))
-        return fmt_bytes(value)
-
-    return shown
-
-
-def steady_growth(frame: pd.DataFrame) -> pd.DataFrame:
+def steady_growth(frame: pd.DataFrame, resolution: dict | None = None) -> pd.DataFrame:
     """Per configuration of the largest grid and agent count, each level probe's one-off
-    jumps and its steady growth after the last jump (the rows of harness/jumps.py); USS,
-    which other processes move, is left out."""
+    jumps and its steady growth after the last jump (the rows of harness/jumps.py), a
+    figure below its probe's ``resolution`` as the marker; USS, which other processes
+    move, is left out."""
     wanted = frame.metric.str.contains("_jump_bytes|_steady_growth_", regex=True)
     rows = frame[(frame.phase == "growth") & (frame.status == "ok") & wanted]
     rows = rows[rows.probe != probes.USS]
     if rows.empty:
         return pd.DataFrame()
     rows = rows[(rows.grid == rows.grid.max()) & (rows.agents == rows.agents.max())]
-    table = rows.pivot_table(index="config_id", columns=["metric", "probe"], values="value")
+    rows = mark(rows, resolution)
+    rows = rows.assign(shown=[figure(row) for _, row in rows.iterrows()])
+    table = rows.pivot(index="config_id", columns=["metric", "probe"], values="shown")
     table.columns = [f"{metric} [{probe}]" for metric, probe in table.columns]
     configs = rows.drop_duplicates("config_id").set_index("config_id")
     table.insert(0, "configuration", [label(configs.loc[c]) for c in table.index])
