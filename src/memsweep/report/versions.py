@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from memsweep.report import text
+from memsweep.report import queries, text
 from memsweep.report.document import Section, Table
 from memsweep.report.formats import fmt_bytes, fmt_number
 from memsweep.report.queries import selector
@@ -38,9 +38,7 @@ def side_by_side(frame: pd.DataFrame, versions: list[str]) -> pd.DataFrame:
     keys = [c for c in compare.CONFIG if c in frame]
     wanted = []
     for metric, probe, _ in SHOWN:
-        sel = selector("summary", "all", metric, probe)
-        rows = frame[(frame.phase == sel["phase"]) & (frame.metric == metric)
-                     & (frame.probe == probe) & (frame.status == "ok")]  # fmt: skip
+        rows = queries.rows(frame, selector("summary", "all", metric, probe))
         table = rows.groupby([*keys, AXIS], dropna=False, observed=True).value.median()
         table = table.unstack(AXIS).reindex(columns=versions)
         table.columns = [f"{metric} [{probe}] {v}" for v in table.columns]
