@@ -135,7 +135,7 @@ def check_reference(path: str, job: Job) -> Path:
         reason = f"{type(error).__name__}: {error}"
         raise CliError(f"--reference {path}: not a readable reference trace ({reason})") from None
     try:
-        loaded.check_matches(job.world(), job.policy_len, job.steps)
+        loaded.check_matches(job.world_settings(), job.policy_len, job.steps)
     except ValueError as error:
         differences = "; ".join(_differences(loaded, job) or [str(error)])
         raise CliError(f"--reference {path}: made for another job: {differences}") from None
@@ -144,7 +144,7 @@ def check_reference(path: str, job: Job) -> Path:
 
 def _differences(reference, job: Job) -> list[str]:
     """What a reference was made for that ``job`` is not: ``grid 5 (this job: 3)``."""
-    made, wanted = reference.world.as_dict(), job.world().as_dict()
+    made, wanted = reference.world.as_dict(), job.world_settings().as_dict()
     found = [f"{k} {made[k]} (this job: {wanted.get(k)})" for k in made if made[k] != wanted.get(k)]
     if reference.policy_len != job.policy_len:
         found.append(f"policy_len {reference.policy_len} (this job: {job.policy_len})")

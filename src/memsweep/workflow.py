@@ -164,7 +164,10 @@ class Pipeline:
     def wildcard_constraints(self) -> dict[str, str]:
         """Each wildcard matches only values the plan knows: no path outside results/."""
         axes = (*self.folder_axes, "policy_len")
-        return {axis: _alternatives(getattr(p.job, axis) for p in self.planned) for axis in axes}
+        return {
+            axis: _alternatives(sweep.folder_value(getattr(p.job, axis)) for p in self.planned)
+            for axis in axes
+        }
 
     # Rule functions -----------------------------------------------------------
     def planned_job(self, wildcards) -> sweep.PlannedJob:
@@ -325,7 +328,7 @@ class Pipeline:
         return functions
 
     def _key(self, job) -> tuple[str, ...]:
-        return tuple(str(getattr(job, name)) for name in self.key_names)
+        return tuple(sweep.folder_value(getattr(job, name)) for name in self.key_names)
 
     def _key_of_wildcards(self):
         """A job's wildcards -> the key of its configuration in the rule functions' tables."""

@@ -21,20 +21,15 @@ variant's beliefs down another path and every step stays comparable.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
 from memsweep.world import storage as st
-from memsweep.world.gridworld import (
-    ACTIONS,
-    GridWorld,
-    initial_beliefs,
-    observation_matrix,
-    preferences,
-    transition_matrices,
-)
+from memsweep.world.base import ModelShape
+from memsweep.world.gridworld import ACTIONS
+from memsweep.world.model import Model
 
 # The PyMDP releases a job may run on (its ``pymdp_version``): the one pyproject.toml pins
 # runs in memsweep's own environment, each other in an environment of its own
@@ -75,65 +70,129 @@ class AgentSpec:
 
 @dataclass(frozen=True)
 class StepInput:
-    observation: int
-    reference_action: int | None = None  # None: follow the agent's own action (closed loop)
+    observation: tuple[int, ...]  # one index per modality
+    reference_action: tuple[int, ...] | None = None  # one per factor; None: closed loop
 
 
 @dataclass(frozen=True)
 class Beliefs:
-    """Agent 0 after one step, as float64 copies: q(s), q(π) and its own chosen action."""
+    """Agent 0 after one step, as float64 copies: q(s) (every factor's, one after the
+    other), q(π) and its own chosen action (one per factor)."""
 
     qs: np.ndarray
     q_pi: np.ndarray
-    action: int
+    action: tuple[int, ...]
 
 
 @dataclass
 class StoredModel:
-    """A, B, C, D in one storage format and dtype. ``B`` is a list, one matrix per action,
-    or a dense (N, N, actions) array where ``stack_b`` was asked for."""
+    """A, B, C, D in one storage format and dtype: a list each (one array per modality or
+    factor), with the factors each depends on. ``B[f]`` is an array (states, …, actions)
+    where ``stack_b`` was asked for, else a list of one matrix per action.
 
-    A: object
-    B: object
-    C: np.ndarray
-    D: np.ndarray
+    ``A``, ``B``, ``C`` and ``D`` (no suffix) are the one array of a model with one factor
+    and one modality, for a backend that runs only such models."""
+
+    As: list
+    Bs: list
+    Cs: list
+    Ds: list
     storage: str
     dtype: str
+    A_dependencies: list[list[int]] = field(default_factory=lambda: [[0]])
+    B_dependencies: list[list[int]] = field(default_factory=lambda: [[0]])
+    factorised: bool = False  # PyMDP must be told the dependencies (see Model.factorised)
 
-    def arrays(self) -> dict[str, object]:
-        return {"A": self.A, "B": self.B, "C": self.C, "D": self.D}
+    def _single(self, arrays: list):
+        if len(self.As) != 1 or len(self.Bs) != 1:
+            raise ValueError("this model has several factors or modalities: use As, Bs, Cs, Ds")
+        return arrays[0]
+
+    A = property(lambda self: self._single(self.As))
+    B = property(lambda self: self._single(self.Bs))
+    C = property(lambda self: self._single(self.Cs))
+    D = property(lambda self: self._single(self.Ds))
+
+    def arrays(self) -> dict[str, list]:
+        return {"A": self.As, "B": self.Bs, "C": self.Cs, "D": self.Ds}
 
     def nbytes(self) -> dict[str, int]:
-        def size(value):
-            return sum(map(st.nbytes, value)) if isinstance(value, list) else st.nbytes(value)
+        """Exact bytes of A, B, C and D, each summed over its arrays."""
+        return {name: sum(map(_size, value)) for name, value in self.arrays().items()}
 
-        return {name: size(value) for name, value in self.arrays().items()}
+    def array_nbytes(self) -> dict[str, int]:
+        """Exact bytes of every A[m] and B[f] on its own."""
+        return {
+            f"{name}[{index}]": _size(array)
+            for name in ("A", "B")
+            for index, array in enumerate(self.arrays()[name])
+        }
 
     def zero_fraction(self) -> dict[str, float]:
-        def fraction(value):
-            if isinstance(value, list):
-                return float(np.mean([st.zero_fraction(m) for m in value]))
-            return st.zero_fraction(value)
+        return {name: _zeros(value) for name, value in self.arrays().items()}
 
-        return {name: fraction(value) for name, value in self.arrays().items()}
+    def array_zero_fraction(self) -> dict[str, float]:
+        return {
+            f"{name}[{index}]": _zeros(array)
+            for name in ("A", "B")
+            for index, array in enumerate(self.arrays()[name])
+        }
 
 
-def build_model(world: GridWorld, storage: str, dtype: str, stack_b: bool = False) -> StoredModel:
-    """The grid world's model in ``storage``/``dtype``, columns normalised in ``dtype``."""
-    kind = np.dtype(dtype)
-    a = st.store(observation_matrix(world), storage, dtype, normalize=True)
-    matrices = transition_matrices(world)
+def _size(value) -> int:
+    return sum(map(_size, value)) if isinstance(value, list) else st.nbytes(value)
+
+
+def _zeros(value) -> float:
+    """Zero fraction of an array, or the mean over a list of them (per-action matrices)."""
+    if isinstance(value, list):
+        return float(np.mean([_zeros(array) for array in value]))
+    return st.zero_fraction(value)
+
+
+def _store_b(b, storage: str, dtype: str, stack_b: bool):
+    """One factor's B in ``storage``/``dtype``: stacked (states, …, actions) or a list of
+    one matrix per action, whichever way the world gave it."""
     if stack_b:
         if storage != "dense":
             raise st.UnsupportedStorage("a stacked B is dense by definition")
-        b = np.empty((world.states, world.states, len(matrices)), dtype=kind)
-        for index, matrix in enumerate(matrices):
-            b[:, :, index] = st.store(matrix, "dense", dtype, normalize=True)
-    else:
-        b = [st.store(matrix, storage, dtype, normalize=True) for matrix in matrices]
-    d = initial_beliefs(world).astype(kind)
-    d /= d.sum(dtype=kind)
-    return StoredModel(a, b, preferences(world).astype(kind), d, storage, dtype)
+        if isinstance(b, list):  # one matrix per action -> (N, N, actions), slice by slice
+            stacked = np.empty((*b[0].shape, len(b)), dtype=np.dtype(dtype))
+            for index, matrix in enumerate(b):
+                stacked[..., index] = st.store(matrix, "dense", dtype, normalize=True)
+            return stacked
+        return st.store(b, "dense", dtype, normalize=True)
+    if not isinstance(b, list):
+        if b.ndim != 3:
+            raise st.UnsupportedStorage(
+                f"a B of {b.ndim} axes (a factor that depends on others) has no per-action matrices"
+            )
+        b = [b[:, :, action] for action in range(b.shape[-1])]
+    return [st.store(matrix, storage, dtype, normalize=True) for matrix in b]
+
+
+def build_model(world: Model, storage: str, dtype: str, stack_b: bool = False) -> StoredModel:
+    """``world``'s float64 model in ``storage``/``dtype``, columns normalised in ``dtype``."""
+    kind = np.dtype(dtype)
+    a = [st.store(matrix, storage, dtype, normalize=True) for matrix in world.A]
+    b = [_store_b(matrix, storage, dtype, stack_b) for matrix in world.B]
+    c = [np.asarray(c).astype(kind) for c in world.C]
+    d = []
+    for prior in world.D:
+        prior = np.asarray(prior).astype(kind)
+        prior /= prior.sum(dtype=kind)
+        d.append(prior)
+    return StoredModel(
+        a,
+        b,
+        c,
+        d,
+        storage,
+        dtype,
+        [list(deps) for deps in world.A_dependencies],
+        [list(deps) for deps in world.B_dependencies],
+        world.factorised,
+    )
 
 
 # How agents are held when each is its own object; recorded in every row (``layout``).
@@ -221,6 +280,10 @@ class Backend(ABC):
                 return table[key]
         return st.unsupported_reason(spec.storage, spec.dtype)
 
+    def world_reason(self, shape: ModelShape, version: str) -> str | None:
+        """Why this backend cannot run a world of ``shape`` on PyMDP ``version``, or None."""
+        return None
+
     def pymdp_reason(self, version: str) -> str | None:
         """Why this backend cannot run on PyMDP ``version`` (one of :data:`PYMDP_RELEASES`),
         or None. A backend that runs on no PyMDP (no ``pymdp_version`` among its
@@ -290,8 +353,8 @@ class Backend(ABC):
     def load(self) -> None:
         """Import the backend's libraries (the measured ``import`` phase)."""
 
-    def build_model(self, world: GridWorld, spec: AgentSpec) -> StoredModel:
-        """The model in the spec's storage and dtype, as this backend's agents take it."""
+    def build_model(self, world: Model, spec: AgentSpec) -> StoredModel:
+        """The world's model in the spec's storage and dtype, as this backend's agents take it."""
         return build_model(world, spec.storage, spec.dtype, stack_b=self.stack_b)
 
     @abstractmethod

@@ -70,6 +70,7 @@ import math
 import numpy as np
 
 from memsweep.agents.base import AgentSpec, Backend, Beliefs, Population, StepInput, StoredModel
+from memsweep.world.base import ModelShape
 from memsweep.world.storage import is_sparse
 
 EPS_VAL = 1e-16  # pymdp.legacy.maths.EPS_VAL: the epsilon of spm_log_single
@@ -269,7 +270,7 @@ class LeanPopulation(Population):
     def call(self, operation: str, step: StepInput) -> None:
         if operation == "infer_states":
             for agent in self.agents:
-                agent.infer_states(step.observation)
+                agent.infer_states(step.observation[0])
         elif operation == "infer_policies":
             for agent in self.agents:
                 agent.infer_policies(self.policy_len)
@@ -278,7 +279,7 @@ class LeanPopulation(Population):
             for agent in self.agents:
                 agent.own_action = agent.sample_action()
                 # Teacher forcing: the next prior follows the reference's action.
-                agent.action = agent.own_action if forced is None else int(forced)
+                agent.action = agent.own_action if forced is None else int(forced[0])
         else:
             raise ValueError(f"unknown operation {operation!r}")
 
@@ -287,7 +288,7 @@ class LeanPopulation(Population):
         return Beliefs(
             qs=np.array(agent.qs, dtype=np.float64),
             q_pi=np.array(agent.q_pi, dtype=np.float64),
-            action=agent.own_action,
+            action=(agent.own_action,),
         )
 
     def reset(self) -> None:
@@ -301,6 +302,14 @@ class Lean(Backend):
     dtypes = {"float64": None, "float32": None, "float16": _FLOAT16}
     libraries = {"numpy_version": "numpy", "scipy_version": "scipy"}
     import_mb = 120.0
+
+    def world_reason(self, shape: ModelShape, version: str) -> str | None:
+        if shape.factors == 1 and shape.modalities == 1:
+            return None
+        return (
+            "lean runs one hidden-state factor and one observation modality; this world has "
+            f"{shape.factors} factors and {shape.modalities} modalities"
+        )
 
     def load(self) -> None:
         import scipy.sparse  # noqa: F401  (the sparse storages; A and B arrive built with it)

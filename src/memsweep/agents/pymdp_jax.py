@@ -95,7 +95,7 @@ def _make_step():
 
     @eqx.filter_jit
     def step(agent, observation, prior, forced, use_forced):
-        qs = agent.infer_states([observation], empirical_prior=prior)
+        qs = agent.infer_states(observation, empirical_prior=prior)
         q_pi, _neg_efe = agent.infer_policies(qs)
         action = agent.sample_action(q_pi)  # deterministic: no key needed
         # Teacher forcing: the next prior follows the reference's action, not the agent's.
@@ -134,7 +134,8 @@ class JaxPopulation(Population):
         self._step = step
         self._x64 = spec.dtype == "float64"
         self._batch = spec.agents
-        self._no_force = np.zeros((spec.agents, 1), dtype=np.int32)
+        self._factors = len(model.Bs)
+        self._no_force = np.zeros((spec.agents, self._factors), dtype=np.int32)
         self._operations = None  # jitted one by one only when their plans are asked for
         self.layout = PymdpJax.layout(spec)
 
@@ -144,7 +145,15 @@ class JaxPopulation(Population):
 
         prepare = (lambda array: array) if spec.sharing == "shared" else batched
         with jax.enable_x64(self._x64):
-            a, b, c, d = (jnp.asarray(prepare(x)) for x in (model.A, model.B, model.C, model.D))
+            a, b, c, d = (
+                [jnp.asarray(prepare(x)) for x in arrays]
+                for arrays in (model.As, model.Bs, model.Cs, model.Ds)
+            )
+            dependencies = (
+                dict(A_dependencies=model.A_dependencies, B_dependencies=model.B_dependencies)
+                if model.factorised
+                else {}
+            )
             settings = accepted(
                 Agent,
                 policy_len=spec.policy_len,
@@ -157,27 +166,31 @@ class JaxPopulation(Population):
                 use_utility=True,
                 use_states_info_gain=True,
                 use_param_info_gain=False,
+                **dependencies,
             )
-            self.agent = Agent(A=[a], B=[b], C=[c], D=[d], **settings)
+            self.agent = Agent(A=a, B=b, C=c, D=d, **settings)
             del a, b, c, d  # the agent holds its own (batched) arrays; drop the unbatched ones
             # The step computes in the model's dtype promoted with JAX's default float (PyMDP's
             # own constants have that dtype): float32 for a float16 model. The prior it returns
             # has that dtype, so start from D in it too, or the second call would recompile.
             # (A formula, not jax.eval_shape of the step: tracing belongs to the compile phase.)
-            compute = jnp.promote_types(model.D.dtype, jax.dtypes.canonicalize_dtype(np.float64))
+            compute = jnp.promote_types(
+                model.Ds[0].dtype, jax.dtypes.canonicalize_dtype(np.float64)
+            )
             self._d = [d.astype(compute) for d in self.agent.D]
         self.compute_dtype = str(compute)
         self.reset()
 
-    def _observation(self, observation: int) -> np.ndarray:
+    def _observation(self, observation: tuple[int, ...]) -> list[np.ndarray]:
         # Host arrays, not jnp ones: they travel as jit arguments without a dispatch of their own.
-        return np.full((self._batch,), observation, dtype=np.int32)
+        return [np.full((self._batch,), o, dtype=np.int32) for o in observation]
 
-    def _forcing(self, action: int | None) -> tuple[np.ndarray, np.ndarray]:
+    def _forcing(self, action: tuple[int, ...] | None) -> tuple[np.ndarray, np.ndarray]:
         # 0-d arrays, not numpy scalars: filter_jit treats a scalar as static (a recompile each).
         if action is None:
             return self._no_force, np.array(False)
-        return np.full((self._batch, 1), action, dtype=np.int32), np.array(True)
+        forced = np.broadcast_to(np.asarray(action, dtype=np.int32), (self._batch, self._factors))
+        return np.ascontiguousarray(forced), np.array(True)
 
     def call(self, operation: str, step: StepInput) -> None:
         if operation != "step":
@@ -208,7 +221,7 @@ class JaxPopulation(Population):
             plans = {"step": plan(self._step, self.agent, observation, self._prior, *forcing)}
             if self._operations is None:
                 self._operations = _make_operations()
-            args = (self.agent, [observation], self._prior)
+            args = (self.agent, observation, self._prior)
             for name, function in self._operations.items():
                 plans[name] = plan(function, *args)
                 args = (self.agent, function(*args))
@@ -218,9 +231,9 @@ class JaxPopulation(Population):
         if self._qs is None:
             raise RuntimeError("no step has run since the last reset")
         return Beliefs(
-            qs=np.array(self._qs[0][0, -1], dtype=np.float64),
+            qs=np.concatenate([np.asarray(q[0, -1], dtype=np.float64) for q in self._qs]),
             q_pi=np.array(self._q_pi[0], dtype=np.float64),
-            action=int(self._action[0, 0]),
+            action=tuple(int(a) for a in np.asarray(self._action[0])),
         )
 
     def reset(self) -> None:

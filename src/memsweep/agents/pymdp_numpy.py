@@ -20,7 +20,9 @@ from memsweep.agents.base import (
     Population,
     StepInput,
     StoredModel,
+    release,
 )
+from memsweep.world.base import ModelShape
 
 _SPARSE = (
     "PyMDP's numpy agent takes dense numpy arrays only: scipy sparse A/B raise "
@@ -40,10 +42,11 @@ def _numpy_pymdp():
     return agent.Agent, utils
 
 
-def _object_array(array):
+def _object_array(arrays: list):
     utils = _numpy_pymdp()[1]
-    holder = utils.obj_array(1)
-    holder[0] = array
+    holder = utils.obj_array(len(arrays))
+    for index, array in enumerate(arrays):
+        holder[index] = array
     return holder
 
 
@@ -55,9 +58,16 @@ class NumpyPopulation(Population):
 
         def arrays():
             if spec.sharing == "shared":
-                return model.A, model.B
-            return model.A.copy(), model.B.copy()
+                return model.As, model.Bs
+            return [a.copy() for a in model.As], [b.copy() for b in model.Bs]
 
+        # Only a factorised world names its dependencies: PyMDP then takes another
+        # (factorised) inference path, which memsweep's grid world must not.
+        factors = (
+            dict(A_factor_list=model.A_dependencies, B_factor_list=model.B_dependencies)
+            if model.factorised
+            else {}
+        )
         self.agents = []
         for _ in range(spec.agents):
             a, b = arrays()
@@ -65,17 +75,18 @@ class NumpyPopulation(Population):
                 Agent(
                     A=_object_array(a),
                     B=_object_array(b),
-                    C=_object_array(model.C),
-                    D=_object_array(model.D),
+                    C=_object_array(model.Cs),
+                    D=_object_array(model.Ds),
                     policy_len=spec.policy_len,
+                    **factors,
                 )
             )
-        self._own_action = -1
+        self._own_action: tuple[int, ...] = ()
 
     def call(self, operation: str, step: StepInput) -> None:
         if operation == "infer_states":
             for agent in self.agents:
-                agent.infer_states([step.observation])
+                agent.infer_states(list(step.observation))
         elif operation == "infer_policies":
             for agent in self.agents:
                 agent.infer_policies()
@@ -84,16 +95,16 @@ class NumpyPopulation(Population):
             for index, agent in enumerate(self.agents):
                 action = agent.sample_action()
                 if index == 0:
-                    self._own_action = int(action[0])
+                    self._own_action = tuple(int(a) for a in action)
                 if forced is not None:  # teacher forcing: the next prior follows the reference
-                    agent.action = np.array([float(forced)])
+                    agent.action = np.array(forced, dtype=float)
         else:
             raise ValueError(f"unknown operation {operation!r}")
 
     def beliefs(self) -> Beliefs:
         agent = self.agents[0]
         return Beliefs(
-            qs=np.asarray(agent.qs[0], dtype=np.float64).copy(),
+            qs=np.concatenate([np.asarray(q, dtype=np.float64) for q in agent.qs]),
             q_pi=np.asarray(agent.q_pi, dtype=np.float64).copy(),
             action=self._own_action,
         )
@@ -117,6 +128,14 @@ class PymdpNumpy(Backend):
     stack_b = True  # PyMDP's (N, N, 5) B
     libraries = {"pymdp_version": "inferactively-pymdp", "numpy_version": "numpy"}
     import_mb = 260.0  # PyMDP's legacy package pulls pandas, matplotlib and seaborn
+
+    def world_reason(self, shape: ModelShape, version: str) -> str | None:
+        if shape.factors > 1 and release(version) < (1,):
+            return (
+                f"PyMDP {version}'s numpy agent takes no factor dependencies "
+                "(A_factor_list came with 1.0.0): it runs one-factor worlds only"
+            )
+        return None
 
     def load(self) -> None:
         _numpy_pymdp()  # also pulls pandas, matplotlib, seaborn

@@ -45,7 +45,8 @@ from memsweep.harness import jumps, limits, precision, probes, sites
 from memsweep.harness.recorder import Recorder, seconds
 from memsweep.harness.reference import Reference
 from memsweep.plan.jobs import Job, unsupported_reason
-from memsweep.world.gridworld import GridWorld
+from memsweep.world import registry as worlds
+from memsweep.world.base import WorldSettings
 
 PhaseHook = Callable[[str], None]
 # Rows one step can add: up to 4 operations × 4 window rows, plus a level per probe.
@@ -164,8 +165,9 @@ class Measurement:
                 "its supervisor runs it in that release's environment (memsweep.harness.envs)"
             )
         self.job, self.on_phase = job, on_phase
-        self.world, self.spec = job.world(), job.agent_spec()
+        self.world, self.spec = job.world_settings(), job.agent_spec()
         reference.check_matches(self.world, job.policy_len, job.steps)
+        self.source = worlds.get(job.world)
         self.reference = reference
         self.backend = agents.get(job.backend)
         self.kernel = probes.KernelPeak()
@@ -225,10 +227,11 @@ class Measurement:
         what its model and agents cost and not the first touch of scipy's or XLA's code.
         """
         tiny = replace(self.spec, agents=1)
-        model = self.backend.build_model(GridWorld(grid=2), tiny)
+        tiny_world = worlds.get("grid").model(WorldSettings(grid=2))
+        model = self.backend.build_model(tiny_world, tiny)
         population = self.backend.build_agents(model, tiny)
         for operation in population.operations:
-            population.call(operation, StepInput(0, 0))
+            population.call(operation, StepInput((0,), (0,)))
 
     def set_baseline(self) -> None:
         """The post-import baseline; the process peak is measured from here, across every
@@ -244,11 +247,18 @@ class Measurement:
         self.heap.restart()
 
     # 2. build ----------------------------------------------------------------------
+    def world_model(self):
+        """The world's float64 model: built here where the world needs numpy and scipy
+        only, else read from the reference's file (its process built it)."""
+        if self.source.in_process:
+            return self.source.model(self.world)
+        return self.reference.load_model()
+
     def build(self) -> None:
         self.on_phase("build")
         record = self.record
         with probes.Window(self.kernel) as window:
-            self.model = self.backend.build_model(self.world, self.spec)
+            self.model = self.backend.build_model(self.world_model(), self.spec)
         built_model = levels()
         record.window("build", "model", window)
         for reading in growth(self.baseline, built_model).values():
@@ -259,6 +269,12 @@ class Measurement:
         for name, fraction in self.model.zero_fraction().items():
             reading = probes.Reading(fraction, probes.EXACT, unit="1")
             record.add("model", name, "zero_fraction", reading)
+        if len(self.model.As) > 1 or len(self.model.Bs) > 1:  # each array of a factorised world
+            for name, size in self.model.array_nbytes().items():
+                record.add("model", name, "bytes", probes.Reading(size, probes.EXACT))
+            for name, fraction in self.model.array_zero_fraction().items():
+                reading = probes.Reading(fraction, probes.EXACT, unit="1")
+                record.add("model", name, "zero_fraction", reading)
 
         with probes.Window(self.kernel) as window:
             self.population = self.backend.build_agents(self.model, self.spec)
@@ -295,8 +311,7 @@ class Measurement:
 
     def step(self, phase: str, repeat: int, index: int) -> float:
         """Every operation of one step, each in its own window; returns the step's time."""
-        reference = self.reference
-        inputs = StepInput(int(reference.observations[index]), int(reference.actions[index]))
+        inputs = self.reference.inputs(index)
         total = 0.0
         for operation in self.population.operations:
             self.gc_monitor.counting = True  # the harness's own collections are not counted
@@ -401,8 +416,7 @@ class Measurement:
         Read after everything else is measured: the operations compiled one by one for it
         (see the backend) must not count in any window, level or peak.
         """
-        reference = self.reference
-        inputs = StepInput(int(reference.observations[0]), int(reference.actions[0]))
+        inputs = self.reference.inputs(0)
         for program, plan in self.population.compiled_memory(inputs).items():
             for metric, size in plan.items():
                 self.record.add("compile", program, metric, probes.Reading(size, probes.XLA))
@@ -469,7 +483,7 @@ class Measurement:
         self.on_phase("sites")
         self.heap.stop()  # the job's tracing: everything it measures is recorded
         with sites.tracing():
-            model = self.backend.build_model(self.world, self.spec)
+            model = self.backend.build_model(self.world_model(), self.spec)
             model_sites = sites.held()
             population = self.backend.build_agents(model, self.spec)
             agents_sites = sites.held()

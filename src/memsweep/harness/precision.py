@@ -20,7 +20,8 @@ def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
 
 
 class Tracker:
-    """Running maxima of the errors, one step at a time.
+    """Running maxima of the errors, one step at a time, over every factor's q(s) (KL: of
+    their product) and every factor's action (an agreement: all of them equal).
 
     The harness scores each step as it happens instead of keeping every step's beliefs:
     what it holds must not show in the memory it measures.
@@ -40,9 +41,15 @@ class Tracker:
         qs = np.asarray(beliefs.qs, dtype=np.float64)
         q_pi = np.asarray(beliefs.q_pi, dtype=np.float64)
         self.qs_error = max(self.qs_error, float(np.max(np.abs(qs - reference_qs))))
-        self.kl = max(self.kl, kl_divergence(reference_qs, qs))
+        # q(s) is one distribution per factor, their product the joint: its KL is the sum.
+        bounds = np.cumsum((0, *self.reference.factor_states))
+        kl = sum(
+            kl_divergence(reference_qs[start:stop], qs[start:stop])
+            for start, stop in zip(bounds[:-1], bounds[1:], strict=True)
+        )
+        self.kl = max(self.kl, kl)
         self.q_pi_error = max(self.q_pi_error, float(np.max(np.abs(q_pi - self.reference.q_pi[t]))))
-        self.agreements += int(beliefs.action == self.reference.actions[t])
+        self.agreements += int(np.array_equal(beliefs.action, self.reference.actions[t]))
         self.steps += 1
 
     def result(self) -> dict[str, float]:

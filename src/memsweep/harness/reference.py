@@ -1,13 +1,15 @@
-"""The float64 dense PyMDP numpy agent, closed loop on the seeded environment.
+"""The float64 dense PyMDP numpy agent, closed loop on its world's seeded environment.
 
-Its trace (observations, actions, q(s), q(π) per step) is what every variant
-replays and is scored against.
+Its trace (observations, actions, q(s), q(π) per step) is what every variant replays
+and is scored against. For a world that is not built in the measured process (one PyMDP
+builds with JAX, a user's function: ``World.in_process``), the reference's file also
+holds the world's float64 model, which the measured job reads instead of building it.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,24 +17,43 @@ import numpy as np
 from memsweep.agents import AgentSpec, StepInput
 from memsweep.files import atomic
 from memsweep.plan.jobs import REFERENCE_SPEC
-from memsweep.world.gridworld import Environment, GridWorld
+from memsweep.world import registry
+from memsweep.world.base import WorldSettings
+from memsweep.world.model import Model
+
+_MODEL = "model_"  # the prefix of the model's entries in the reference's file
 
 
 @dataclass
 class Reference:
-    observations: np.ndarray  # (steps,) int
-    actions: np.ndarray  # (steps,) int
-    qs: np.ndarray  # (steps, N) float64
+    observations: np.ndarray  # (steps, modalities) int
+    actions: np.ndarray  # (steps, factors) int
+    qs: np.ndarray  # (steps, states summed over factors) float64: factor after factor
     q_pi: np.ndarray  # (steps, policies) float64
-    world: GridWorld
+    world: WorldSettings
     policy_len: int
+    factor_states: tuple[int, ...] = ()  # states of each factor: how qs splits
+    model: Model | None = field(default=None, repr=False)  # where not built in process
+    path: Path | None = None  # the file it was loaded from
+
+    def __post_init__(self):
+        if not self.factor_states:
+            self.factor_states = (self.qs.shape[1],)
 
     @property
     def steps(self) -> int:
         return len(self.observations)
 
+    def inputs(self, index: int) -> StepInput:
+        """Step ``index``'s observation and the reference's action, as a variant replays them."""
+        return StepInput(
+            tuple(int(o) for o in self.observations[index]),
+            tuple(int(a) for a in self.actions[index]),
+        )
+
     def save(self, path: str | os.PathLike) -> Path:
         settings = {f"world_{k}": v for k, v in self.world.as_dict().items()}
+        model = self.model.save(None, _MODEL) if self.model is not None else {}
         with atomic(path, suffix=".npz") as temporary:  # np.savez would append .npz
             np.savez(
                 temporary,
@@ -41,14 +62,17 @@ class Reference:
                 qs=self.qs,
                 q_pi=self.q_pi,
                 policy_len=self.policy_len,
+                factor_states=np.array(self.factor_states),
                 **settings,
+                **model,
             )
         return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Reference:
+        """The trace (not the model: :meth:`load_model` reads it where the job builds it)."""
         with np.load(path) as data:
-            world = GridWorld(
+            world = WorldSettings(
                 **{k[len("world_") :]: data[k].item() for k in data.files if k.startswith("world_")}
             )
             return cls(
@@ -58,9 +82,17 @@ class Reference:
                 q_pi=data["q_pi"],
                 world=world,
                 policy_len=int(data["policy_len"]),
+                factor_states=tuple(int(n) for n in data["factor_states"]),
+                path=Path(path),
             )
 
-    def check_matches(self, world: GridWorld, policy_len: int, steps: int) -> None:
+    def load_model(self) -> Model:
+        """The world's float64 model as the reference's process built it."""
+        if self.path is None:
+            raise ValueError("this reference was not loaded from a file")
+        return Model.load(self.path, _MODEL)
+
+    def check_matches(self, world: WorldSettings, policy_len: int, steps: int) -> None:
         """Refuse a reference made for another model: its trace would score the wrong thing."""
         if world != self.world or policy_len != self.policy_len or steps > self.steps:
             raise ValueError(
@@ -69,7 +101,7 @@ class Reference:
             )
 
 
-def make_reference(world: GridWorld, policy_len: int, steps: int) -> Reference:
+def make_reference(settings: WorldSettings, policy_len: int, steps: int) -> Reference:
     from memsweep.agents import get
 
     backend = get(REFERENCE_SPEC["backend"])
@@ -77,9 +109,11 @@ def make_reference(world: GridWorld, policy_len: int, steps: int) -> Reference:
     spec = AgentSpec(
         REFERENCE_SPEC["storage"], REFERENCE_SPEC["dtype"], 1, REFERENCE_SPEC["sharing"], policy_len
     )
-    population = backend.build_agents(backend.build_model(world, spec), spec)
-    np.random.seed(world.seed)  # PyMDP breaks near-ties with the global numpy RNG
-    environment = Environment(world)
+    world = registry.get(settings.world)
+    model = world.model(settings)
+    population = backend.build_agents(backend.build_model(model, spec), spec)
+    np.random.seed(settings.seed)  # PyMDP breaks near-ties with the global numpy RNG
+    environment = world.environment(model, settings)
     observation = environment.reset()
     observations, actions, qs, q_pi = [], [], [], []
     for _ in range(steps):
@@ -93,5 +127,12 @@ def make_reference(world: GridWorld, policy_len: int, steps: int) -> Reference:
         q_pi.append(beliefs.q_pi)
         observation = environment.step(beliefs.action)
     return Reference(
-        np.array(observations), np.array(actions), np.array(qs), np.array(q_pi), world, policy_len
+        np.array(observations),
+        np.array(actions),
+        np.array(qs),
+        np.array(q_pi),
+        settings,
+        policy_len,
+        tuple(model.states),
+        model=None if world.in_process else model,
     )

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             from memsweep.harness.reference import make_reference
 
             on_phase("reference")
-            make_reference(job.world(), job.policy_len, job.steps).save(args.out)
+            make_reference(job.world_settings(), job.policy_len, job.steps).save(args.out)
         else:
             from memsweep.harness.measure import measure
             from memsweep.harness.reference import Reference

@@ -17,8 +17,10 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replac
 
 from memsweep import agents as backends
 from memsweep.agents.base import PYMDP_PINNED, PYMDP_RELEASES, AgentSpec
+from memsweep.world import registry as worlds
+from memsweep.world.base import DEFAULT_WORLD, WorldSettings
 from memsweep.world.checks import Checks
-from memsweep.world.gridworld import NOISE_KINDS, RANGES, GridWorld
+from memsweep.world.gridworld import NOISE_KINDS, RANGES
 from memsweep.world.storage import DTYPES, FORMATS
 
 SHARING = ("private", "shared")
@@ -70,6 +72,13 @@ class Job:
     sharing: str = setting("private: a model copy per agent; shared: one model", choices=SHARING)
     policy_len: int = setting("planning depth L (5^L policies)", minimum=1, maximum=6)
     # Model settings: shared by every job of a sweep unless promoted to an axis.
+    world: str = setting(
+        "the generative model: memsweep's grid world, one of PyMDP's (pymdp-grid, "
+        "cue-chaining, tmaze), or your own ('package.module:function' or a .npz file)",
+        choices=worlds.names,
+        capability=True,
+        default=DEFAULT_WORLD,
+    )
     obs_noise: float = setting(
         "probability of seeing a cell other than the true one",
         **RANGES["obs_noise"],
@@ -120,17 +129,25 @@ class Job:
 
     @property
     def states(self) -> int:
-        """Hidden states of its world (N = G²): a derived column of every row."""
-        return self.grid * self.grid
+        """Hidden states of its world's first factor (the location: N = G² on a grid):
+        a derived column of every row."""
+        if self.world == DEFAULT_WORLD:
+            return self.grid * self.grid  # without asking the registry: plans are big
+        return self.shape().states[0]
 
-    def world(self) -> GridWorld:
-        return GridWorld(
+    def world_settings(self) -> WorldSettings:
+        return WorldSettings(
+            world=self.world,
             grid=self.grid,
             obs_noise=self.obs_noise,
             noise_kind=self.noise_kind,
             move_success=self.move_success,
             seed=self.seed,
         )
+
+    def shape(self):
+        """The shapes of its model's arrays (:class:`memsweep.world.base.ModelShape`)."""
+        return worlds.get(self.world).shape(self.world_settings())
 
     def agent_spec(self) -> AgentSpec:
         return AgentSpec(self.storage, self.dtype, self.agents, self.sharing, self.policy_len)
@@ -164,7 +181,7 @@ CORE_AXES = tuple(name for name, f in SETTINGS.items() if f.metadata["role"] == 
 MODEL_SETTINGS = tuple(name for name, f in SETTINGS.items() if f.metadata["role"] == MODEL)
 # Settings added after results were measured with their default (those results' ids
 # and the measure jobs' commands stay the same: see Job.config_id and the workflow).
-LATER = ("pymdp_version",)
+LATER = ("pymdp_version", "world")
 # The reference every variant is scored against: float64 dense PyMDP numpy, one agent,
 # on the pinned PyMDP (every release's agents are scored against the same trace).
 REFERENCE_SPEC = dict(
@@ -229,7 +246,21 @@ def unsupported_reason(job: Job) -> str | None:
         return str(error)
     if job.pymdp_version not in PYMDP_RELEASES:
         return f"unknown PyMDP release {job.pymdp_version!r}; known: {', '.join(PYMDP_RELEASES)}"
-    return backend.unsupported_reason(job.agent_spec()) or backend.pymdp_reason(job.pymdp_version)
+    reason = backend.unsupported_reason(job.agent_spec()) or backend.pymdp_reason(job.pymdp_version)
+    return reason or world_reason(job, backend)
+
+
+def world_reason(job: Job, backend) -> str | None:
+    """Why ``job``'s world cannot run on its backend, at its size, or None."""
+    if job.world == DEFAULT_WORLD:
+        return None
+    try:
+        world = worlds.get(job.world)
+    except worlds.UnknownWorld as error:
+        return str(error)
+    return world.size_reason(job.world_settings()) or backend.world_reason(
+        job.shape(), job.pymdp_version
+    )
 
 
 def reference_job(job: Job) -> Job:

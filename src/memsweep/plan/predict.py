@@ -21,6 +21,7 @@ from memsweep import agents
 from memsweep.agents.base import Backend
 from memsweep.plan import fitted
 from memsweep.plan.jobs import Job
+from memsweep.world.base import DEFAULT_WORLD
 from memsweep.world.gridworld import ACTIONS
 from memsweep.world.storage import stored_bytes
 
@@ -39,14 +40,26 @@ def import_mb(backend: str) -> float:
 
 
 def model_mb(job: Job) -> float:
-    """MB of one A + B + C + D in the job's storage and dtype (local noise: 5 entries a column
-    of A; each B moves or stays: 2 a column)."""
+    """MB of one A + B + C + D in the job's storage and dtype: for the grid world by its
+    formula (local noise: 5 entries a column of A; each B moves or stays: 2 a column),
+    for any other from the shapes and non-zeros its world declares."""
+    if job.world != DEFAULT_WORLD:
+        return _shaped_model_mb(job)
     n = job.states
     a_nnz = n * n if job.noise_kind == "uniform" else 5 * n
     a = stored_bytes((n, n), a_nnz, job.storage, job.dtype)
     b = len(ACTIONS) * stored_bytes((n, n), 2 * n, job.storage, job.dtype)
     c_and_d = stored_bytes((2, n), 2 * n, "dense", job.dtype)
     return (a + b + c_and_d) / 1e6
+
+
+def _shaped_model_mb(job: Job) -> float:
+    shape = job.shape()
+    total = 0
+    for _, matrix, copies, nonzero in shape.arrays():
+        total += copies * stored_bytes(matrix, -(-nonzero // copies), job.storage, job.dtype)
+    vectors = sum(a[0] for a in shape.A) + sum(shape.states)  # C and D
+    return (total + stored_bytes((1, vectors), vectors, "dense", job.dtype)) / 1e6
 
 
 def predict_mb(job: Job) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from memsweep.plan import config as config_module
 from memsweep.plan.config import ConfigError
@@ -21,6 +22,8 @@ from memsweep.plan.jobs import (
     unsupported_reason,
 )
 from memsweep.plan.predict import ANALYTIC, predicted
+from memsweep.world import registry as worlds
+from memsweep.world.model import ModelError
 
 # CORE_AXES (Job's axes) are the axes every sweep has, in the order of the output folders;
 # extra axes (model settings promoted to axes) follow `sharing`; `policy_len` names the file.
@@ -61,8 +64,15 @@ def folder_axes(axes: tuple[str, ...]) -> tuple[str, ...]:
     return (*CORE_AXES[:-1], *extra)
 
 
+def folder_value(value) -> str:
+    """A setting's value as a Hive folder holds it: URI-encoded, so that a user's world
+    (``models/mine.npz``, ``package.module:build``) is one folder; every other value is
+    left as it is. Hive readers (pyarrow, memsweep's ``hive_parts``) decode it."""
+    return quote(str(value), safe="")
+
+
 def measurement_path(job: Job, axes: tuple[str, ...]) -> str:
-    folders = "/".join(f"{axis}={getattr(job, axis)}" for axis in folder_axes(axes))
+    folders = "/".join(f"{axis}={folder_value(getattr(job, axis))}" for axis in folder_axes(axes))
     return f"{MEASUREMENTS}/{folders}/policy_len={job.policy_len}.parquet"
 
 
@@ -70,7 +80,9 @@ def reference_path(job: Job, axes: tuple[str, ...]) -> str:
     """One reference per grid, promoted model setting (but the PyMDP release: every
     release is scored against the pinned one's trace) and planning depth."""
     extra = [a for a in folder_axes(axes) if a in REFERENCE_SETTINGS]
-    folders = "/".join([f"grid={job.grid}", *(f"{a}={getattr(job, a)}" for a in extra)])
+    folders = "/".join(
+        [f"grid={job.grid}", *(f"{a}={folder_value(getattr(job, a))}" for a in extra)]
+    )
     return f"{REFERENCES}/{folders}/policy_len={job.policy_len}.npz"
 
 
@@ -94,12 +106,41 @@ def jobs_from_config(config: dict) -> tuple[list[Job], tuple[str, ...]]:
     return list(jobs.values()), axes
 
 
+def check_worlds(jobs: list[Job]) -> None:
+    """Refuse a config whose world is unknown, or whose own model (a user's) is malformed,
+    before any job starts: each user model is built once per size and checked."""
+    for settings in dict.fromkeys(job.world_settings() for job in jobs if job.world != "grid"):
+        try:
+            world = worlds.get(settings.world)
+            if world.size_reason(settings) is None:
+                world.shape(settings)  # builds a user's model, which checks it
+        except (worlds.UnknownWorld, ModelError) as error:
+            raise ConfigError(f"world: {error}") from None
+
+
+def size_reason(job: Job, smallest_grid: int) -> str | None:
+    """Why a world of one size does not run at ``job``'s grid: it runs at the sweep's
+    smallest grid only (once, not once per grid)."""
+    if job.world == "grid" or job.grid == smallest_grid:
+        return None
+    fixed = worlds.get(job.world).fixed_size
+    if fixed is None:
+        return None
+    return (
+        f"{fixed}: a sweep runs it once, at its smallest grid ({smallest_grid}), not at {job.grid}"
+    )
+
+
 def plan_job(
-    job: Job, axes: tuple[str, ...], max_job_mb: float, predictor: Predictor | None = None
+    job: Job,
+    axes: tuple[str, ...],
+    max_job_mb: float,
+    predictor: Predictor | None = None,
+    smallest_grid: int | None = None,
 ) -> PlannedJob:
     mb, by = predicted(job, predictor)
     mb = round(mb, 1)
-    reason = unsupported_reason(job)
+    reason = unsupported_reason(job) or size_reason(job, smallest_grid or job.grid)
     if reason:
         return PlannedJob(job, UNSUPPORTED, reason, mb, axes, by)
     if mb > max_job_mb:
@@ -113,8 +154,10 @@ def plan(config: dict, predictor: Predictor | None = None) -> list[PlannedJob]:
     memory predicted by ``predictor`` where it covers the backend (else the formula)."""
     config = config_module.check(config)
     jobs, axes = jobs_from_config(config)
+    check_worlds(jobs)
     max_job_mb = float(config["budget"]["max_job_mb"])
-    planned = [plan_job(job, axes, max_job_mb, predictor) for job in jobs]
+    smallest = min(job.grid for job in jobs)
+    planned = [plan_job(job, axes, max_job_mb, predictor, smallest) for job in jobs]
     if not any(p.status == RUN for p in planned):
         over = [p.predicted_mb for p in planned if p.status == OVER_BUDGET]
         if not over:

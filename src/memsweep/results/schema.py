@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -128,12 +129,13 @@ class SchemaError(ValueError):
 
 
 def hive_parts(path: str | os.PathLike) -> dict[str, str]:
-    """The ``key=value`` folders of ``path`` (the file name itself is not a folder)."""
+    """The ``key=value`` folders of ``path`` (the file name itself is not a folder), each
+    value URI-decoded as Hive writers encode it (memsweep.plan.sweep.folder_value)."""
     parts = {}
     for folder in Path(path).parent.parts:
         match = _HIVE_PART.match(folder)
         if match:
-            parts[match.group(1)] = match.group(2)
+            parts[match.group(1)] = unquote(match.group(2))
     return parts
 
 

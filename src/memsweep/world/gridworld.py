@@ -23,7 +23,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from memsweep.world.base import ModelShape, World, WorldSettings
 from memsweep.world.checks import Checks
+from memsweep.world.model import Model
 
 ACTIONS = ("stay", "up", "down", "left", "right")
 _MOVES = {"stay": (0, 0), "up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
@@ -141,12 +143,51 @@ class Environment:
         cells = np.flatnonzero(column)
         return int(self.rng.choice(cells, p=column[cells] / column[cells].sum()))
 
-    def reset(self) -> int:
+    def reset(self) -> tuple[int]:
         self.state = 0
-        return self._observe()
+        return (self._observe(),)
 
-    def step(self, action: int) -> int:
-        target = _neighbour(self.world.grid, self.state, ACTIONS[int(action)])
+    def step(self, actions) -> tuple[int]:
+        target = _neighbour(self.world.grid, self.state, ACTIONS[int(actions[0])])
         if target != self.state and self.rng.random() < self.world.move_success:
             self.state = target
-        return self._observe()
+        return (self._observe(),)
+
+
+def grid_world(settings: WorldSettings) -> GridWorld:
+    return GridWorld(
+        grid=settings.grid,
+        obs_noise=settings.obs_noise,
+        noise_kind=settings.noise_kind,
+        move_success=settings.move_success,
+        goal_preference=settings.goal_preference,
+        seed=settings.seed,
+    )
+
+
+class Grid(World):
+    """memsweep's own grid world (the default): one factor, one modality, sparse A and B."""
+
+    name = "grid"
+    about = "memsweep's G×G grid world: one factor of G² cells, one modality, 5 actions"
+    in_process = True  # numpy and scipy only
+
+    def model(self, settings: WorldSettings) -> Model:
+        world = grid_world(settings)
+        return Model(
+            A=[observation_matrix(world)],
+            B=[transition_matrices(world)],
+            C=[preferences(world)],
+            D=[initial_beliefs(world)],
+        )
+
+    def shape(self, settings: WorldSettings) -> ModelShape:
+        n = settings.grid**2
+        a_nonzero = n * n if settings.noise_kind == "uniform" else 5 * n
+        return ModelShape(((n, n),), ((n, n, len(ACTIONS)),), (a_nonzero,), (2 * n * len(ACTIONS),))
+
+    def environment(self, model: Model, settings: WorldSettings) -> Environment:
+        return Environment(grid_world(settings))
+
+
+WORLDS = (Grid(),)

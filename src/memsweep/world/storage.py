@@ -1,6 +1,7 @@
 """Matrices in a storage format and dtype, with exact byte accounting.
 
-``store`` turns a float64 matrix (dense or sparse) into ``dense``/``csr``/
+``store`` turns a float64 matrix (dense or sparse; a dense array of more axes is
+stored sparse as its 2-D unfolding) into ``dense``/``csr``/
 ``csc``/``coo`` in ``float64``/``float32``/``float16``, normalising columns in
 that dtype so every backend's normalisation check sees sums computed the way
 it computes them. ``nbytes`` counts what the matrix holds: for dense its
@@ -54,6 +55,10 @@ def store(matrix, fmt: str, dtype: str, normalize: bool = False):
                 raise ValueError("cannot normalise a matrix with an all-zero column")
             dense /= sums
         return dense
+    if not sp.issparse(matrix) and np.ndim(matrix) > 2:
+        # An array of more axes (A[m] of a modality that sees several factors) is stored as
+        # its (rows, every other axis) unfolding: columns stay columns.
+        matrix = np.reshape(matrix, (np.shape(matrix)[0], -1))
     stored = sp.csc_array(matrix).astype(kind)
     stored.sum_duplicates()
     stored.eliminate_zeros()
