@@ -107,9 +107,8 @@ class Model:
                 name = f"{kind}[{index}]"
                 bad = [d for d in deps if not (isinstance(d, int) and 0 <= d < len(states))]
                 if bad or not deps:
-                    found.append(
-                        f"{kind}_dependencies[{index}]: {deps} must name factors 0…{len(states) - 1}"
-                    )
+                    last = len(states) - 1
+                    found.append(f"{kind}_dependencies[{index}]: {deps} must name factors 0…{last}")
                     continue
                 found += _conditional(name, kind, array, [states[d] for d in deps], index, states)
         for m, c in enumerate(self.C):

@@ -106,7 +106,10 @@ class CueChaining(World):
 
     def size_reason(self, settings: WorldSettings) -> str | None:
         if settings.grid < 4:
-            return f"cue-chaining needs a grid of at least 4×4 for its 8 locations, not {settings.grid}"
+            return (
+                "cue-chaining needs a grid of at least 4×4 for its 8 locations, "
+                f"not {settings.grid}×{settings.grid}"
+            )
         return None
 
     def model(self, settings: WorldSettings) -> Model:
