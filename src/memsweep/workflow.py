@@ -117,6 +117,23 @@ def _alternatives(values) -> str:
     return "|".join(re.escape(v) for v in sorted({str(v) for v in values}))
 
 
+def user_world_files(world: str) -> list[str]:
+    """A user's world's own file (none for a shipped world, or a module not found)."""
+    import importlib.util
+
+    from memsweep.world.user import is_user_world
+
+    if not is_user_world(world):
+        return []
+    if world.endswith(".npz"):
+        return [world]
+    try:
+        spec = importlib.util.find_spec(world.partition(":")[0])
+    except (ImportError, ValueError):
+        return []
+    return [spec.origin] if spec is not None and spec.origin else []
+
+
 class Pipeline:
     """The plan of one config, seen from the workflow."""
 
@@ -447,6 +464,13 @@ class Pipeline:
             "{params.model} --reference {input.reference} --mem-cap-mb {resources.mem_cap_mb} "
             "> {log} 2>&1 || [ $? -eq 3 ]"
         )
+
+    def world_files(self, wildcards) -> list[str]:
+        """The file a user's world is read or built from (its ``.npz``, its function's
+        module), an input of its reference: a changed model reruns the reference, and so
+        every measurement that replays it (the reference is their input)."""
+        job = self.references[self.reference_pattern.format(**wildcards)]
+        return user_world_files(job.world)
 
     def reference_json(self, wildcards) -> str:
         job = self.references[self.reference_pattern.format(**wildcards)]

@@ -1,6 +1,7 @@
 rule reference:
     input:
         code=REFERENCE_CODE,
+        world=PIPELINE.world_files,
     output:
         REFERENCE_OUTPUT,
     log:

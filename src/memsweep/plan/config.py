@@ -78,7 +78,10 @@ def bounds_text(name: str) -> str:
     or its choices (``one of dense, csr, csc, coo``)."""
     choices = jobs.choices(name)
     if choices is not None:
-        return "one of " + ", ".join(choices)
+        more = (
+            " or your own (package.module:function, or a .npz file)" if jobs.pattern(name) else ""
+        )
+        return "one of " + ", ".join(choices) + more
     kind = _JSON_TYPES[jobs.TYPES[name]]
     limits = words(jobs.bounds(name))
     return f"{kind}, {limits}" if limits else kind
@@ -87,6 +90,10 @@ def bounds_text(name: str) -> str:
 def _values(name: str) -> dict:
     """The JSON schema of one value of Job setting ``name``: its choices, or type and bounds."""
     choices = jobs.choices(name)
+    if choices is not None and jobs.pattern(name):
+        return {
+            "anyOf": [{"enum": list(choices)}, {"type": "string", "pattern": jobs.pattern(name)}]
+        }
     if choices is not None:
         return {"enum": list(choices)}
     return {"type": _JSON_TYPES[jobs.TYPES[name]], **jobs.bounds(name)}
@@ -191,7 +198,7 @@ def check(config: dict) -> dict:
             if error.validator == "additionalProperties":
                 allowed = sorted(error.schema.get("properties", {}))
                 message += f"; allowed keys: {allowed}"
-            elif error.validator in (*BOUND_KEYWORDS, "type"):
+            elif error.validator in (*BOUND_KEYWORDS, "type", "anyOf"):
                 message += _allowed(error.absolute_path)
             messages.append(f"{_key(error.absolute_path)}: {message}")
         if len(messages) == 1:

@@ -34,6 +34,7 @@ def setting(
     capability: bool = False,
     recorded: bool = False,
     default=MISSING,
+    pattern: str | None = None,
     **bounds: float,
 ) -> Field:
     """A Job field: a core axis without ``default``, a model setting with one.
@@ -43,7 +44,8 @@ def setting(
     its support for: a Job takes any value, and one outside ``choices`` is planned as
     unsupported, with the reason (:func:`unsupported_reason`); any other value outside
     ``choices`` or ``bounds`` (JSON schema's words: ``minimum``, ``exclusiveMaximum``…)
-    is not a Job. A ``recorded`` setting has no configuration column of its own: the
+    is not a Job. A ``pattern`` (a regular expression) admits other values beside the
+    ``choices`` (a user's world). A ``recorded`` setting has no configuration column of its own: the
     provenance column of the same name records what the job ran on.
     """
     metadata = {
@@ -53,6 +55,7 @@ def setting(
         "capability": capability,
         "recorded": recorded,
         "bounds": bounds,
+        "pattern": pattern,
     }
     return field(default=default, metadata=metadata)
 
@@ -78,6 +81,7 @@ class Job:
         choices=worlds.names,
         capability=True,
         default=DEFAULT_WORLD,
+        pattern=worlds.USER_PATTERN,
     )
     obs_noise: float = setting(
         "probability of seeing a cell other than the true one",
@@ -200,6 +204,11 @@ def choices(name: str) -> tuple[str, ...] | None:
     """The values setting ``name`` takes, where it is one of a list (None for numbers)."""
     found = SETTINGS[name].metadata["choices"]
     return tuple(found() if callable(found) else found) if found is not None else None
+
+
+def pattern(name: str) -> str | None:
+    """The regular expression of the values setting ``name`` takes beside its choices."""
+    return SETTINGS[name].metadata["pattern"]
 
 
 def bounds(name: str) -> dict[str, float]:

@@ -13,6 +13,8 @@ from memsweep.world.base import DEFAULT_WORLD, World
 from memsweep.world.user import FileWorld, FunctionWorld, is_user_world
 
 _MODULES = ("gridworld", "pymdp_envs")
+# A user's world, as a config names it: a .npz file, or package.module:function.
+USER_PATTERN = r"(\.npz$)|(^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$)"
 
 
 class UnknownWorld(ValueError):
