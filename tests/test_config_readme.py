@@ -60,7 +60,11 @@ def parse_values(cell: str) -> dict:
 
 
 def expected(rule: dict) -> dict:
-    """What a README row must say of a schema rule: its enum, or its type and bounds."""
+    """What a README row must say of a schema rule: its enum, or its type and bounds. A
+    rule of names or a pattern (``world``: a shipped one, or the user's own) states its
+    names; its row says the rest in words (see test_user_values_are_stated)."""
+    if "anyOf" in rule:
+        rule = next(part for part in rule["anyOf"] if "enum" in part)
     if "enum" in rule:
         return {"enum": rule["enum"]}
     return {"type": rule["type"], **config.bounds_of(rule)}
@@ -97,6 +101,15 @@ def test_each_bound_is_the_schemas(section, key):
         assert "src/memsweep/agents/" in row["values"]
         return
     assert stated == expected(rule), f"config/README.md {section}.{key}: {row['values']!r}"
+
+
+def test_user_values_are_stated():
+    """A setting that takes a user's own value beside its names (``world``) says so in
+    its row, and the README has the section that row points to."""
+    for key, rule in SCHEMA["model"]["properties"].items():
+        if "anyOf" in rule:
+            assert "your own" in README_TABLES["model"][key]["values"], key
+    assert "\n## Your own model (`world`)\n" in README.read_text()
 
 
 @pytest.mark.parametrize("section", ["model", "budget"])

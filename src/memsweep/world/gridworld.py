@@ -182,9 +182,18 @@ class Grid(World):
         )
 
     def shape(self, settings: WorldSettings) -> ModelShape:
-        n = settings.grid**2
-        a_nonzero = n * n if settings.noise_kind == "uniform" else 5 * n
-        return ModelShape(((n, n),), ((n, n, len(ACTIONS)),), (a_nonzero,), (2 * n * len(ACTIONS),))
+        # The entries the built arrays store: A's own cell, plus (local noise) each real
+        # 4-neighbour, 4·G·(G-1) of them; each B stores every cell once, plus, for each
+        # move, the G·(G-1) cells it leaves (the stay action moves none).
+        g, n = settings.grid, settings.grid**2
+        if settings.obs_noise == 0:
+            a_nonzero = n
+        elif settings.noise_kind == "uniform":
+            a_nonzero = n * n
+        else:
+            a_nonzero = n + 4 * g * (g - 1)
+        b_nonzero = len(ACTIONS) * n + (len(ACTIONS) - 1) * g * (g - 1)
+        return ModelShape(((n, n),), ((n, n, len(ACTIONS)),), (a_nonzero,), (b_nonzero,))
 
     def environment(self, model: Model, settings: WorldSettings) -> Environment:
         return Environment(grid_world(settings))

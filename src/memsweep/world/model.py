@@ -180,15 +180,13 @@ def _distribution(name: str, array: np.ndarray, vector: bool = False) -> list[st
         return [f"{name}: holds a value that is not finite"]
     if (array < 0).any():
         return [f"{name}: holds a negative probability"]
-    sums = array.sum(axis=0)
-    worst = float(np.max(np.abs(sums - 1.0)))
-    if worst > TOLERANCE:
-        where = (
-            ""
-            if vector
-            else f" (column {np.unravel_index(np.argmax(np.abs(sums - 1)), sums.shape)})"
-        )
-        return [f"{name}: columns must sum to 1, one sums to {1.0 + worst:.6g}{where}"]
+    sums = np.asarray(array.sum(axis=0))
+    worst = np.unravel_index(np.argmax(np.abs(sums - 1.0)), sums.shape)
+    if abs(float(sums[worst]) - 1.0) > TOLERANCE:
+        # The column's own sum (below or above one), and its index as plain ints (numpy 2
+        # writes its integers as np.int64(0)).
+        where = "" if vector else f" (column {tuple(int(i) for i in worst)})"
+        return [f"{name}: columns must sum to 1, one sums to {float(sums[worst]):.6g}{where}"]
     return []
 
 
