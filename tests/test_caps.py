@@ -24,7 +24,7 @@ from memsweep.harness import limits, supervisor
 from memsweep.harness.reference import Reference
 from memsweep.plan.jobs import Job
 from memsweep.results import schema
-from memsweep.world.gridworld import GridWorld
+from memsweep.world.base import WorldSettings
 
 from .conftest import ROOT
 
@@ -141,7 +141,7 @@ class SpikePopulation(Population):
             del block
 
     def beliefs(self):
-        return Beliefs(np.full(self.states, 1 / self.states), np.full(5, 0.2), 0)
+        return Beliefs(np.full(self.states, 1 / self.states), np.full(5, 0.2), (0,))
 """ + stand_in_backend("spike", "SpikePopulation")
 
 
@@ -161,11 +161,11 @@ def stand_in_reference(path: Path, grid: int, steps: int) -> Path:
     """A reference trace of the right world and length (its beliefs are uniform)."""
     states = grid * grid
     Reference(
-        observations=np.zeros(steps, int),
-        actions=np.zeros(steps, int),
+        observations=np.zeros((steps, 1), int),
+        actions=np.zeros((steps, 1), int),
         qs=np.full((steps, states), 1 / states),
         q_pi=np.full((steps, 5), 1 / 5),
-        world=GridWorld(grid=grid),
+        world=WorldSettings(grid=grid),
         policy_len=1,
     ).save(path)
     return path

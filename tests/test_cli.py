@@ -23,7 +23,7 @@ from memsweep import cli
 from memsweep.harness.reference import Reference
 from memsweep.plan import config, jobs
 from memsweep.results import schema
-from memsweep.world.gridworld import GridWorld
+from memsweep.world.base import WorldSettings
 
 from .conftest import BIN, ROOT, TEST_CONFIG, memsweep, tiny_config
 
@@ -38,11 +38,11 @@ def fake_reference(path, grid: int = 3, steps: int = 3, policy_len: int = 1):
     """A reference trace of the right shape for a world (uniform beliefs): cheap to make."""
     states, policies = grid * grid, 5**policy_len
     Reference(
-        observations=np.zeros(steps, int),
-        actions=np.zeros(steps, int),
+        observations=np.zeros((steps, 1), int),
+        actions=np.zeros((steps, 1), int),
         qs=np.full((steps, states), 1 / states),
         q_pi=np.full((steps, policies), 1 / policies),
-        world=GridWorld(grid=grid),
+        world=WorldSettings(grid=grid),
         policy_len=policy_len,
     ).save(path)
     return path

@@ -24,6 +24,7 @@ from memsweep.harness import calibration, probes
 from memsweep.plan import jobs
 from memsweep.plan.config import bounds_text
 from memsweep.results import aggregate, schema
+from memsweep.world import registry as worlds
 
 from .conftest import ROOT, memsweep
 
@@ -48,6 +49,17 @@ BACKENDS = {
 def _first_sentence(text: str) -> str:
     sentence = " ".join(text.split()).split(". ")[0].rstrip(".")
     return sentence[0].lower() + sentence[1:]
+
+
+# The settings whose values are found by scanning modules (any module added is one more).
+SCANNED = {
+    "backend": lambda: "a backend: one module each in `src/memsweep/agents/`",
+    "world": lambda: (
+        "a world of `src/memsweep/world/` ("
+        + ", ".join(f"`{name}`" for name in worlds.names())
+        + "), a user's `package.module:function` or a `.npz` file"
+    ),
+}
 
 
 def configuration_block() -> str:
@@ -77,10 +89,9 @@ def configuration_block() -> str:
             field = jobs.SETTINGS[name]
             role = "axis" if name in jobs.CORE_AXES else f"model (default {field.default})"
             meaning = field.metadata["help"]
-            if callable(field.metadata["choices"]):  # found by scanning: any module added
-                values = "a backend: one module each in `src/memsweep/agents/`"
-            else:
-                values = bounds_text(name)
+            # Choices found by scanning (any module added is one more) are said in words.
+            scanned = callable(field.metadata["choices"])
+            values = SCANNED[name]() if scanned else bounds_text(name)
         lines.append(f"| `{name}` | {type_name} | {role} | {meaning} | {values} |")
     return "\n".join(lines) + "\n"
 

@@ -52,7 +52,7 @@ class RetainPopulation(Population):
         del temporary
 
     def beliefs(self):
-        return Beliefs(np.full(self.states, 1 / self.states), np.full(5, 0.2), 0)
+        return Beliefs(np.full(self.states, 1 / self.states), np.full(5, 0.2), (0,))
 """ + stand_in_backend("retain", "RetainPopulation")
 
 

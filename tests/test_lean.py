@@ -19,7 +19,8 @@ from memsweep.agents import AgentSpec, StepInput, get
 from memsweep.agents.lean import LeanPopulation
 from memsweep.harness.reference import make_reference
 from memsweep.world import storage
-from memsweep.world.gridworld import GridWorld
+from memsweep.world.base import WorldSettings
+from memsweep.world.gridworld import Grid
 
 from .conftest import memsweep
 from .test_precision import compare
@@ -37,13 +38,13 @@ WORLDS = [
 
 @functools.cache
 def reference(grid: int, noise: str, policy_len: int, steps: int = 10):
-    return make_reference(GridWorld(grid=grid, noise_kind=noise), policy_len, steps)
+    return make_reference(WorldSettings(grid=grid, noise_kind=noise), policy_len, steps)
 
 
-def population(world, fmt, dtype, policy_len, agents=1, sharing="shared"):
+def population(world: WorldSettings, fmt, dtype, policy_len, agents=1, sharing="shared"):
     spec = AgentSpec(fmt, dtype, agents, sharing, policy_len)
     assert LEAN.unsupported_reason(spec) is None
-    model = LEAN.build_model(world, spec)
+    model = LEAN.build_model(Grid().model(world), spec)
     return model, LEAN.build_agents(model, spec)
 
 
@@ -52,7 +53,7 @@ def replay(pop, ref, steps=None):
     np.random.seed(ref.world.seed)  # as the harness does: ties are broken by the global RNG
     history = []
     for index in range(steps or ref.steps):
-        step = StepInput(int(ref.observations[index]), int(ref.actions[index]))
+        step = ref.inputs(index)
         for operation in pop.operations:
             pop.call(operation, step)
         history.append(pop.beliefs())
@@ -71,7 +72,7 @@ def test_float64_reproduces_pymdp(grid, noise, policy_len, fmt):
     assert scores["max_abs_qs_error"] <= 1e-12
     assert scores["max_abs_q_pi_error"] <= 1e-12
     assert scores["max_kl_qs"] <= 1e-12
-    assert [b.action for b in history] == ref.actions.tolist()
+    assert [list(b.action) for b in history] == ref.actions.tolist()
     assert len(history[0].q_pi) == 5**policy_len
 
 
@@ -95,8 +96,8 @@ def test_closed_loop_follows_its_own_actions():
     actions = []
     for observation in ref.observations:
         for operation in pop.operations:
-            pop.call(operation, StepInput(int(observation)))
-        actions.append(pop.beliefs().action)
+            pop.call(operation, StepInput(tuple(int(o) for o in observation)))
+        actions.append(list(pop.beliefs().action))
     assert actions == ref.actions.tolist()
 
 
@@ -105,14 +106,14 @@ def test_teacher_forcing_sets_the_next_prior_action():
     _, pop = population(ref.world, "csr", "float64", 1)
     own = pop.agents[0]
     for operation in pop.operations:
-        pop.call(operation, StepInput(int(ref.observations[0]), reference_action=0))
+        pop.call(operation, StepInput(ref.inputs(0).observation, reference_action=(0,)))
     assert own.action == 0  # the prior of step 2 follows the forced action
-    assert own.own_action == pop.beliefs().action  # while its own choice is what it reports
+    assert (own.own_action,) == pop.beliefs().action  # while its own choice is what it reports
 
 
 @pytest.mark.parametrize("fmt", storage.FORMATS)
 def test_shared_agents_hold_one_model(fmt):
-    world = GridWorld(grid=5)
+    world = WorldSettings(grid=5)
     model, pop = population(world, fmt, "float64", 1, agents=3, sharing="shared")
     for agent in pop.agents:
         assert agent.model is pop.agents[0].model
@@ -128,7 +129,7 @@ def _buffers(matrix):
 
 @pytest.mark.parametrize("fmt", storage.FORMATS)
 def test_private_agents_hold_deep_copies(fmt):
-    world = GridWorld(grid=5)
+    world = WorldSettings(grid=5)
     model, pop = population(world, fmt, "float64", 1, agents=3, sharing="private")
     originals = [model.A, *model.B]
     seen = [buffer for matrix in originals for buffer in _buffers(matrix)]
@@ -171,10 +172,11 @@ def test_reset_starts_again_from_d():
 def test_step_temporaries_are_vectors_not_matrices(fmt, noise):
     """A densified A or B, or a copy of a sparse A's entries (N^2 of them with uniform noise),
     would show in the traced peak of a step; N-vectors cannot reach 64 of them."""
-    world = GridWorld(grid=30, noise_kind=noise)
+    world = WorldSettings(grid=30, noise_kind=noise)
     _, pop = population(world, fmt, "float64", 2)
-    bound = 64 * world.states * 8
-    step = StepInput(world.states // 2, 4)
+    states = world.grid**2
+    bound = 64 * states * 8
+    step = StepInput((states // 2,), (4,))
     tracemalloc.start()
     try:
         for operation in pop.operations:
@@ -189,7 +191,7 @@ def test_step_temporaries_are_vectors_not_matrices(fmt, noise):
 
 def test_sparse_model_costs_the_sparse_limit():
     """Index width included: int64 indices would cost 1.5x for float32 CSR."""
-    world = GridWorld(grid=10)
+    world = Grid().model(WorldSettings(grid=10))
     for fmt in SPARSE:
         model = LEAN.build_model(world, AgentSpec(fmt, "float32", 1, "shared", 1))
         for matrix in (model.A, *model.B):
@@ -209,12 +211,12 @@ def test_declared_support(fmt):
 def test_float16_refusal_holds():
     """The stated reason: PyMDP's ln(x + 1e-16) has no float16 form, and planning turns NaN."""
     assert np.float16(1e-16) == 0
-    world = GridWorld(grid=5)
+    world = Grid().model(WorldSettings(grid=5))
     spec = AgentSpec("dense", "float16", 1, "shared", 1)
     pop = LeanPopulation(LEAN.build_model(world, spec), spec)  # past the refusal, on purpose
     with np.errstate(all="ignore"):
         for operation in ("infer_states", "infer_policies"):
-            pop.call(operation, StepInput(0))
+            pop.call(operation, StepInput((0,)))
     assert np.isnan(pop.agents[0].q_pi).all()
 
 

@@ -139,11 +139,11 @@ def test_b_wall_means_staying_with_certainty(action, row, col):
     assert np.count_nonzero(b[:, s]) == 1
 
 
-def trace(world: GridWorld, steps: int = 200) -> tuple[list[int], list[int]]:
+def trace(world: GridWorld, steps: int = 200) -> tuple[list[tuple[int]], list[int]]:
     environment = Environment(world)
     observations, states = [environment.reset()], [environment.state]
     for t in range(steps):
-        observations.append(environment.step(t % len(ACTIONS)))
+        observations.append(environment.step((t % len(ACTIONS),)))
         states.append(environment.state)
     return observations, states
 
@@ -152,7 +152,7 @@ def test_environment_is_deterministic_for_a_seed():
     world = GridWorld(grid=6, obs_noise=0.3, move_success=0.7, seed=3)
     first, again = trace(world), trace(GridWorld(**world.as_dict()))
     assert first == again
-    assert all(isinstance(o, int) for o in first[0])
+    assert all(len(o) == 1 and isinstance(o[0], int) for o in first[0])
 
 
 def test_environment_differs_for_another_seed():
@@ -164,11 +164,11 @@ def test_environment_differs_for_another_seed():
 def test_environment_starts_top_left_and_moves_only_to_neighbours():
     grid = 5
     environment = Environment(GridWorld(grid=grid, move_success=0.9, obs_noise=0.0, seed=1))
-    assert environment.reset() == 0 and environment.state == 0
+    assert environment.reset() == (0,) and environment.state == 0
     for t in range(100):
         before = environment.state
-        observation = environment.step(t % len(ACTIONS))
-        assert observation == environment.state  # no observation noise: it sees its own cell
+        observation = environment.step((t % len(ACTIONS),))
+        assert observation == (environment.state,)  # no observation noise: it sees its own cell
         assert environment.state in four_neighbours(grid, before) | {before}
 
 

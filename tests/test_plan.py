@@ -256,6 +256,7 @@ def test_config_columns_are_unchanged():
         ("agents", pa.int64()),
         ("sharing", pa.string()),
         ("policy_len", pa.int64()),
+        ("world", pa.string()),
         ("obs_noise", pa.float64()),
         ("noise_kind", pa.string()),
         ("move_success", pa.float64()),

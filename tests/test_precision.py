@@ -11,12 +11,12 @@ import pytest
 from memsweep.agents import Beliefs
 from memsweep.harness.precision import Tracker, kl_divergence
 from memsweep.harness.reference import make_reference
-from memsweep.world.gridworld import GridWorld
+from memsweep.world.base import WorldSettings
 
 
 @pytest.fixture(scope="module")
 def ref():
-    return make_reference(GridWorld(grid=5), policy_len=1, steps=10)
+    return make_reference(WorldSettings(grid=5), policy_len=1, steps=10)
 
 
 def history_of(ref, qs=None, q_pi=None, actions=None):
@@ -24,7 +24,11 @@ def history_of(ref, qs=None, q_pi=None, actions=None):
     q_pi = ref.q_pi if q_pi is None else q_pi
     actions = ref.actions if actions is None else actions
     return [
-        Beliefs(qs=np.asarray(qs[t], np.float64), q_pi=np.asarray(q_pi[t]), action=int(actions[t]))
+        Beliefs(
+            qs=np.asarray(qs[t], np.float64),
+            q_pi=np.asarray(q_pi[t]),
+            action=tuple(int(a) for a in actions[t]),
+        )
         for t in range(ref.steps)
     ]
 

@@ -11,11 +11,13 @@ import pytest
 from memsweep.agents import AgentSpec, StepInput, get
 from memsweep.agents.pymdp_jax import PRIVATE_LAYOUT, SHARED_LAYOUT
 from memsweep.harness.reference import make_reference
-from memsweep.world.gridworld import ACTIONS, GridWorld
+from memsweep.world.base import WorldSettings
+from memsweep.world.gridworld import ACTIONS, Grid
 
 from .conftest import memsweep
 
-WORLD = GridWorld(grid=5)
+WORLD = WorldSettings(grid=5)
+STATES = WORLD.grid**2
 STEPS = 8
 # Legacy's deterministic choice treats action marginals within 1e-8 as tied and picks one
 # at random (control.select_highest); JAX takes the first argmax.
@@ -40,7 +42,7 @@ def reference(request):
 
 def build(backend, dtype="float64", agents=1, sharing="shared", policy_len=1, world=WORLD):
     spec = AgentSpec("dense", dtype, agents, sharing, policy_len)
-    return backend.build_agents(backend.build_model(world, spec), spec)
+    return backend.build_agents(backend.build_model(Grid().model(world), spec), spec)
 
 
 def replay(population, reference, steps=STEPS):
@@ -48,7 +50,7 @@ def replay(population, reference, steps=STEPS):
     population.reset()
     history = []
     for index in range(steps):
-        step = StepInput(int(reference.observations[index]), int(reference.actions[index]))
+        step = reference.inputs(index)
         for operation in population.operations:
             population.call(operation, step)
         history.append(population.beliefs())
@@ -78,12 +80,13 @@ def test_float64_matches_reference(backend, reference):
     assert qs_error <= 1e-8  # measured 1.6e-15
     assert q_pi_error <= Q_PI_BOUND
     for index, beliefs in enumerate(history):
-        if beliefs.action == reference.actions[index]:
+        assert len(beliefs.action) == 1  # one factor
+        if beliefs.action == reference.inputs(index).reference_action:
             continue
         # A different choice is only allowed where the reference itself saw a tie.
         marginal = action_marginals(reference.q_pi[index])
-        assert marginal.max() - marginal[beliefs.action] <= LEGACY_TIE, (index, marginal)
-        assert marginal.max() - marginal[reference.actions[index]] <= LEGACY_TIE  # the order
+        assert marginal.max() - marginal[beliefs.action[0]] <= LEGACY_TIE, (index, marginal)
+        assert marginal.max() - marginal[reference.actions[index, 0]] <= LEGACY_TIE  # the order
     # A repeat after reset() gives the same trace (the harness repeats the loop).
     again = replay(population, reference)
     for first, second in zip(history, again, strict=True):
@@ -125,8 +128,8 @@ def test_batched_agents_match_a_single_agent(backend, sharing):
     population = build(backend, agents=3, sharing=sharing)
     assert population.layout == (SHARED_LAYOUT if sharing == "shared" else PRIVATE_LAYOUT)
     # PyMDP broadcasts an unbatched model to the batch: both layouts hold a copy per agent.
-    assert population.agent.A[0].shape == (3, WORLD.states, WORLD.states)
-    assert population.agent.B[0].shape == (3, WORLD.states, WORLD.states, len(ACTIONS))
+    assert population.agent.A[0].shape == (3, STATES, STATES)
+    assert population.agent.B[0].shape == (3, STATES, STATES, len(ACTIONS))
     batched = replay(population, reference)
     for one, first in zip(single, batched, strict=True):
         np.testing.assert_allclose(first.qs, one.qs, rtol=0, atol=1e-14)
@@ -140,12 +143,12 @@ def test_batched_agents_match_a_single_agent(backend, sharing):
 def test_the_step_compiles_once(backend, caplog):
     import jax
 
-    world = GridWorld(grid=4)  # a shape no other test compiled
+    world = WorldSettings(grid=4)  # a shape no other test compiled
     reference = make_reference(world, policy_len=1, steps=4)
     population = build(backend, "float16", agents=2, policy_len=1, world=world)
     with jax.log_compiles(True), caplog.at_level(logging.WARNING):
         replay(population, reference, steps=4)
-        population.call("step", StepInput(int(reference.observations[0]), None))  # closed loop
+        population.call("step", StepInput(reference.inputs(0).observation, None))  # closed loop
         replay(population, reference, steps=4)
     # Other messages are beliefs()'s small indexing programs.
     compiles = [r for r in caplog.records if "Compiling jit(step)" in r.getMessage()]
@@ -168,8 +171,9 @@ def test_the_agent_really_refuses_sparse(backend):
 
     from memsweep.agents import build_model
 
-    dense = backend.build_model(WORLD, AgentSpec("dense", "float32", 1, "shared", 1))
-    csr = build_model(WORLD, "csr", "float32")  # B as a list: the sparse model as stored
+    model = Grid().model(WORLD)
+    dense = backend.build_model(model, AgentSpec("dense", "float32", 1, "shared", 1))
+    csr = build_model(model, "csr", "float32")  # B as a list: the sparse model as stored
     for a in (csr.A, jsparse.BCOO.fromdense(jnp.asarray(dense.A))):
         with pytest.raises(TypeError):
             Agent(A=[a], B=[jnp.asarray(dense.B)], C=[dense.C], D=[dense.D])

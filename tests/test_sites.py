@@ -52,7 +52,7 @@ class SitePopulation(Population):
         temporary.sum()
 
     def beliefs(self):
-        return Beliefs(np.full(self.states, 1 / self.states), np.full(5, 0.2), 0)
+        return Beliefs(np.full(self.states, 1 / self.states), np.full(5, 0.2), (0,))
 """ + stand_in_backend("sitey", "SitePopulation")
 STEPS = 4
 
@@ -63,7 +63,10 @@ def line_of(marker: str) -> int:
 
 KEPT_SITE = f"memsweep/agents/sitey.py:{line_of('# the kept array')} (__init__)"
 TEMPORARY_SITE = f"memsweep/agents/sitey.py:{line_of('# the temporary')} (call)"
-JOB = Job("sitey", "dense", "float64", 3, 1, "shared", 1, steps=STEPS, repeats=1)
+# Large enough that the model's arrays, not the few small lists that hold them (A, B, C, D
+# and their dependencies, each a site of its own beyond the top TOP), make its bytes.
+GRID = 6
+JOB = Job("sitey", "dense", "float64", GRID, 1, "shared", 1, steps=STEPS, repeats=1)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +74,7 @@ def stand_in(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sites")
     patch = pytest.MonkeyPatch()
     patch.setenv("PYTHONPATH", str(project_with_backend(folder, "sitey", SITEY)))
-    reference = stand_in_reference(folder / "reference.npz", 3, STEPS)
+    reference = stand_in_reference(folder / "reference.npz", GRID, STEPS)
     yield folder, reference
     patch.undo()
 
@@ -89,7 +92,7 @@ def measured(stand_in) -> pd.DataFrame:
 def profiled(stand_in) -> tuple[pd.DataFrame, Path]:
     folder, reference = stand_in
     out, page = folder / "profile.parquet", folder / "profile.html"
-    axes = ["--backend", "sitey", "--storage", "dense", "--dtype", "float64", "--grid", "3",
+    axes = ["--backend", "sitey", "--storage", "dense", "--dtype", "float64", "--grid", str(GRID),
             "--agents", "1", "--sharing", "shared", "--policy-len", "1", "--steps", str(STEPS),
             "--repeats", "1"]  # fmt: skip
     paths = ["--reference", str(reference), "--out", str(out), "--flamegraph", str(page)]

@@ -21,7 +21,7 @@ from memsweep.harness import retry, supervisor
 from memsweep.harness.reference import Reference
 from memsweep.plan.jobs import Job
 from memsweep.results import schema
-from memsweep.world.gridworld import GridWorld
+from memsweep.world.base import WorldSettings
 
 from .conftest import BIN, memsweep
 
@@ -113,11 +113,11 @@ def test_a_child_that_raises_yields_its_exception(tmp_path, capfd):
     wrong = tmp_path / "grid5.npz"
     steps = 20
     Reference(
-        observations=np.zeros(steps, int),
-        actions=np.zeros(steps, int),
+        observations=np.zeros((steps, 1), int),
+        actions=np.zeros((steps, 1), int),
         qs=np.full((steps, 25), 1 / 25),
         q_pi=np.full((steps, 5), 1 / 5),
-        world=GridWorld(grid=5),
+        world=WorldSettings(grid=5),
         policy_len=1,
     ).save(wrong)
     out = tmp_path / "x.parquet"
@@ -128,8 +128,8 @@ def test_a_child_that_raises_yields_its_exception(tmp_path, capfd):
     assert "memsweep supervisor: FAILED: ValueError" in capfd.readouterr().err
     row = failure_row(out)
     assert row.reason == outcome.reason
-    assert row.reason.startswith("ValueError: reference is for GridWorld(grid=5")
-    assert "GridWorld(grid=8" in row.reason
+    assert row.reason.startswith("ValueError: reference is for WorldSettings(world='grid', grid=5,")
+    assert "not WorldSettings(world='grid', grid=8," in row.reason
     assert row.grid == 8 and row.config_id == job.config_id
     assert partials(tmp_path) == []
     assert workers_writing(out) == []
@@ -177,8 +177,10 @@ def test_run_child_reports_an_ok_outcome_with_its_peak(tmp_path):
     assert outcome.phase == "reference"
     assert outcome.peak_rss_bytes > 10e6  # a Python process with numpy and PyMDP loaded
     trace = Reference.load(out)
-    assert trace.world == job.world() and trace.policy_len == 1 and trace.steps == 2
-    assert set(trace.actions) <= set(range(5)) and set(trace.observations) <= set(range(9))
+    assert trace.world == job.world_settings() and trace.policy_len == 1 and trace.steps == 2
+    assert trace.actions.shape == (2, 1) and trace.observations.shape == (2, 1)  # one factor
+    assert set(trace.actions.ravel()) <= set(range(5))
+    assert set(trace.observations.ravel()) <= set(range(9))
     assert np.allclose(trace.qs.sum(axis=1), 1) and np.allclose(trace.q_pi.sum(axis=1), 1)
     assert partials(tmp_path) == []
 

@@ -50,13 +50,13 @@ class ToyPopulation(Population):
             raise ValueError(f"unknown operation {operation!r}")
         for index, (a, b) in enumerate(self.models):
             prior = self.qs[index] if self.action is None else b[self.action] @ self.qs[index]
-            posterior = a[step.observation] * prior  # a normalised matrix-vector update
+            posterior = a[step.observation[0]] * prior  # a normalised matrix-vector update
             self.qs[index] = posterior / posterior.sum()
-        self.action = 0 if step.reference_action is None else int(step.reference_action)
+        self.action = 0 if step.reference_action is None else int(step.reference_action[0])
 
     def beliefs(self):
         uniform = np.full(self.policies, 1.0 / self.policies)
-        return Beliefs(qs=np.array(self.qs[0], dtype=np.float64), q_pi=uniform, action=0)
+        return Beliefs(qs=np.array(self.qs[0], dtype=np.float64), q_pi=uniform, action=(0,))
 
 
 class Toy(Backend):

@@ -37,7 +37,7 @@ from memsweep.harness.reference import Reference
 from memsweep.plan import sweep
 from memsweep.report import build, queries
 from memsweep.results import aggregate, schema
-from memsweep.world.gridworld import GridWorld
+from memsweep.world.base import WorldSettings
 
 from .conftest import tiny_config
 from .test_report_units import CSR, DENSE, make_df, ranked_table, row
@@ -81,11 +81,11 @@ def aggregated(folder: Path, version: int) -> None:
 def reference_trace(folder: Path, version: int) -> None:
     steps, states = 4, 9
     Reference(
-        observations=np.full(steps, version),
-        actions=np.zeros(steps, int),
+        observations=np.full((steps, 1), version),
+        actions=np.zeros((steps, 1), int),
         qs=np.full((steps, states), 1 / states),
         q_pi=np.full((steps, 5), 1 / 5),
-        world=GridWorld(grid=3),
+        world=WorldSettings(grid=3),
         policy_len=1,
     ).save(folder / "reference.npz")
 

@@ -7,7 +7,8 @@ import pytest
 
 from memsweep.agents import get
 from memsweep.agents.base import AgentSpec, StepInput, xla_memory_plan
-from memsweep.world.gridworld import GridWorld
+from memsweep.world.base import WorldSettings
+from memsweep.world.gridworld import Grid
 
 jax = pytest.importorskip("jax")
 
@@ -28,10 +29,10 @@ def test_the_plan_of_a_sort_is_its_copy(n):
 def test_the_jax_population_plans_its_step_and_each_operation():
     backend = get("pymdp-jax")
     spec = AgentSpec("dense", "float64", 3, "private", 1)
-    model = backend.build_model(GridWorld(grid=4), spec)
+    model = backend.build_model(Grid().model(WorldSettings(grid=4)), spec)
     population = backend.build_agents(model, spec)
-    population.call("step", StepInput(0, 0))
-    plans = population.compiled_memory(StepInput(0, 0))
+    population.call("step", StepInput((0,), (0,)))
+    plans = population.compiled_memory(StepInput((0,), (0,)))
     assert set(plans) == {"step", "infer_states", "infer_policies", "sample_action"}
     sizes = model.nbytes()
     # Private: every agent holds its own A and B, and the step takes them as arguments.
@@ -44,5 +45,7 @@ def test_the_jax_population_plans_its_step_and_each_operation():
 def test_a_backend_that_compiles_nothing_has_no_plan():
     backend = get("lean")
     spec = AgentSpec("dense", "float64", 1, "private", 1)
-    population = backend.build_agents(backend.build_model(GridWorld(grid=3), spec), spec)
-    assert population.compiled_memory(StepInput(0, 0)) == {}
+    population = backend.build_agents(
+        backend.build_model(Grid().model(WorldSettings(grid=3)), spec), spec
+    )
+    assert population.compiled_memory(StepInput((0,), (0,))) == {}
