@@ -44,13 +44,22 @@ from memsweep.results.schema import to_table, write_measurements
 PROGRAM = [sys.executable, "-m", "memsweep.harness.profile"]
 # A native-only site: the first function name (a qualified name followed by its argument
 # list) of the native stack that neither allocates nor is C++'s plumbing.
-_FUNCTION = re.compile(r"((?:[A-Za-z_]\w*::)+[A-Za-z_]\w*)\(")
+# A run of name characters followed by "(", matched only from its first character (the
+# look-behind) and without backtracking: a frame of C++ templates runs to thousands of
+# characters, on which a backtracking pattern took 5 ms (minutes for a JAX capture).
+_CALL = re.compile(r"(?<![\w:])[\w:]++(?=\()")
 _ALLOCATING = re.compile(r"alloc|malloc|operator new|mmap", re.IGNORECASE)
 _PLUMBING = ("std::", "__gnu_cxx::", "absl::", "tsl::", "Eigen::", "google::protobuf::")
 # Stacks the flame graph draws, the largest first: memray builds it in Python, and a JAX
 # job holds ~230,000 stacks at its peak (80 s for all of them, 4 s for these, ~96 % of
 # the bytes); a numpy job holds fewer, all drawn.
 FLAME_STACKS = 10_000
+# Native-only stacks named by their native function, the largest first: symbolising a
+# native stack is the slow part of reading a capture (PyMDP's cue-chaining world under
+# JAX holds hundreds of thousands at its peak: over 15 minutes for all of them). The
+# smaller ones share one site, ``UNNAMED``, whose bytes stay counted.
+NATIVE_STACKS = 20_000
+UNNAMED = "<native> smaller stacks, not symbolised"
 # What the checkpoint ranks configurations by: the process's peak above its baseline.
 RANKED_BY = ("summary", "all", "peak_bytes", probes.VMHWM)
 
@@ -121,9 +130,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Reading the capture --------------------------------------------------------------------------
-def site_of(record) -> str | None:
+def site_of(record, native: bool = True) -> str | None:
     """The site of one of memray's records (see the module's docstring); None for the
-    harness's own allocations (its records, its probes' readings), left out of the sites."""
+    harness's own allocations (its records, its probes' readings), left out of the sites.
+    ``native`` False: a native-only stack is not symbolised (:data:`UNNAMED`)."""
     stack = record.stack_trace()  # Python frames, the most recent first
     for function, filename, lineno in stack:
         if not sites.is_library(filename):
@@ -131,7 +141,17 @@ def site_of(record) -> str | None:
     if stack:
         function, filename, lineno = stack[-1]
         return sites.name(filename, lineno, function) + " [library frames only]"
+    if not native:
+        return UNNAMED
     return "<native> " + native_function(name for name, _, _ in record.hybrid_stack_trace())
+
+
+def _qualified_calls(frame: str):
+    """Every qualified name (``a::b``) called in ``frame``, in order."""
+    for token in _CALL.findall(frame):
+        token = token.lstrip(":")  # "(anonymous namespace)::f(" names "f"'s scope from "::"
+        if "::" in token and not token[0].isdigit() and not token.endswith(":"):
+            yield token
 
 
 def native_function(frames) -> str:
@@ -139,7 +159,7 @@ def native_function(frames) -> str:
     no plumbing's (see the module's docstring); the innermost frame where none is."""
     frames = list(frames)
     for frame in frames:
-        for function in _FUNCTION.findall(frame):
+        for function in _qualified_calls(frame):
             if not _ALLOCATING.search(function) and not function.startswith(_PLUMBING):
                 return function
     return frames[0] if frames else "unknown"
@@ -159,8 +179,9 @@ class HighWater:
         """Every site alive at the high-water mark, the largest first (the harness's own
         allocations left out: ``peak_bytes`` holds them)."""
         grouped: dict[str, list[int]] = {}
-        for record in self.records:
-            site = site_of(record)
+        largest_first = sorted(self.records, key=lambda record: record.size, reverse=True)
+        for index, record in enumerate(largest_first):
+            site = site_of(record, native=index < NATIVE_STACKS)
             if site is None:
                 continue
             totals = grouped.setdefault(site, [0, 0])

@@ -18,8 +18,8 @@ import pandas as pd
 from memsweep.report import text
 from memsweep.report.document import Section, Table
 from memsweep.report.formats import fmt_bytes, fmt_percent
-from memsweep.report.needed import TOTAL, label, largest
-from memsweep.report.queries import Tables, selector
+from memsweep.report.needed import TOTAL, bases, heading, label, largest
+from memsweep.report.queries import Tables, selector, several_worlds
 
 PROBE = "vmhwm"
 PARTS = (
@@ -44,10 +44,13 @@ BESIDE = (
 )  # fmt: skip
 
 
-def parts(tables: Tables, backend: str) -> tuple[pd.Series, pd.DataFrame] | None:
-    """The backend's base configuration and its parts (``part``, ``what``, ``bytes``,
+def parts(
+    tables: Tables, backend: str, world: str | None = None
+) -> tuple[pd.Series, pd.DataFrame] | None:
+    """The backend's base configuration in ``world`` (None: its first, see
+    :func:`~memsweep.report.needed.largest`) and its parts (``part``, ``what``, ``bytes``,
     ``share`` of the total, ``added``: whether it is one of the parts that sum to it)."""
-    base = largest(tables, backend)
+    base = largest(tables, backend, world)
     total = None if base is None else tables.value(TOTAL.sel, base.config_id)
     if total is None:
         return None
@@ -75,16 +78,18 @@ def parts(tables: Tables, backend: str) -> tuple[pd.Series, pd.DataFrame] | None
 
 
 def section(tables: Tables, figure=None) -> Section:
-    """One table per backend; ``figure``: a callback that adds the stacked bar."""
+    """One table per backend (per backend and world, where the sweep measured several);
+    ``figure``: a callback that adds the stacked bar."""
     found = Section(text.BREAKDOWN_TITLE).text(text.BREAKDOWN)
     if figure is not None:
         figure(found)
-    for backend in sorted(tables.configs.backend.unique()):
-        split = parts(tables, backend)
+    several = several_worlds(tables.configs)
+    for backend, world in bases(tables):
+        split = parts(tables, backend, world)
         if split is None:
             continue
         base, table = split
-        sub = Section(f"{backend}: {label(base)}", level=3)
+        sub = Section(f"{backend}: {label(base, world=several)}", level=3)
         shown = table[["part", "what", "shown", "share"]].rename(columns={"shown": "bytes"})
         sub.table(Table(shown, {"bytes": fmt_bytes, "share": fmt_percent}))
         found.subsections.append(sub)
@@ -92,11 +97,13 @@ def section(tables: Tables, figure=None) -> Section:
 
 
 def stacked(tables: Tables) -> pd.DataFrame:
-    """Backend × part (MB) of the parts that add up, for the stacked bar."""
+    """Backend × part (MB) of the parts that add up, for the stacked bar: one bar per
+    backend and world where the sweep measured several (``pymdp-numpy · tmaze``)."""
     bars = {}
-    for backend in sorted(tables.configs.backend.unique()):
-        split = parts(tables, backend)
+    for backend, world in bases(tables):
+        split = parts(tables, backend, world)
         if split is not None:
             added = split[1][split[1].added]
-            bars[backend] = dict(zip(added.part, added.bytes / 1e6, strict=True))
+            name = heading(backend, world, tables.configs)
+            bars[name] = dict(zip(added.part, added.bytes / 1e6, strict=True))
     return pd.DataFrame(bars).T

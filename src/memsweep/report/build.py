@@ -19,6 +19,7 @@ from memsweep.harness import calibration as calibrated
 from memsweep.report import figures, hotspots, markdown, page, text
 from memsweep.report.document import Section
 from memsweep.report.prediction import prediction_table
+from memsweep.report.queries import with_world
 from memsweep.report.sections import SECTIONS, Context
 from memsweep.results.schema import read_file, read_frame, to_frame
 
@@ -46,6 +47,7 @@ def build(
     report's folder, if any (the summary links it).
     """
     resolution = calibrated.resolution(calibration)  # figures below it are marked, not used
+    frame = with_world(frame)  # a table from before the world column: the default world's
     prediction = prediction_table(frame, plan, resolution) if not plan.empty else pd.DataFrame()
     context = Context(
         frame=frame,

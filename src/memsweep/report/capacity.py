@@ -1,4 +1,5 @@
-"""What fits in 1, 8 and 64 GB: per backend, the predictor fitted to this sweep asked,
+"""What fits in 1, 8 and 64 GB: per backend (and world, where a sweep measured several),
+the predictor fitted to this sweep asked,
 as ``memsweep predict --fit-in`` does, for the most agents (at the backend's base grid)
 and the largest grid (at its base agent count) whose predicted peak stays within each
 size, by the fit and by its interval's upper end (what a scheduler request should use).
@@ -13,8 +14,8 @@ import pandas as pd
 from memsweep.plan import fitted, forecast
 from memsweep.plan.jobs import TYPES
 from memsweep.report import predictor as fitting
-from memsweep.report.needed import largest
-from memsweep.report.queries import Tables
+from memsweep.report.needed import bases, largest
+from memsweep.report.queries import WORLD, Tables, several_worlds
 
 SIZES_GB = (1, 8, 64)
 
@@ -37,16 +38,17 @@ def capacity(
         return pd.DataFrame()
     model = fitted.from_json(json.dumps(data))
     tables = Tables(frame, resolution)
+    several = several_worlds(tables.configs)
     rows = []
-    for backend in sorted(model.fits):
-        base = largest(tables, backend)
-        if base is None or not model.covers(backend):
+    for backend, world in bases(tables):
+        base = largest(tables, backend, world)
+        if backend not in model.fits or base is None or not model.covers(backend):
             continue
         job = fitting.job_of({key: base[key] for key in TYPES if key in base})
         for gb in SIZES_GB:
             limit = gb * 1000.0
-            found = {"backend": backend, "memory": f"{gb} GB",
-                     "base": forecast.describe_job(job)}  # fmt: skip
+            found = {"backend": backend, **({WORLD: world} if several else {}),
+                     "memory": f"{gb} GB", "base": forecast.describe_job(job)}  # fmt: skip
             for upper, name in ((False, "fit"), (True, "upper end")):
                 peak = forecast.peak_of(model, upper)
                 agents = forecast.largest(job, "agents", limit, peak)

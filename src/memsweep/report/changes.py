@@ -24,8 +24,9 @@ from memsweep.report.consumers import CONSUMERS
 from memsweep.report.fixes import PRECISION, Saving
 from memsweep.report.formats import Unresolved
 from memsweep.report.hotspots import FIX_SHARE
-from memsweep.report.needed import CHOICES, TOTAL, largest, primary_probe
-from memsweep.report.queries import Tables, one_axis, selector
+from memsweep.report.needed import CHOICES, TOTAL, bases, heading, largest, primary_probe
+from memsweep.report.queries import WORLD, Tables, one_axis, selector
+from memsweep.world.base import DEFAULT_WORLD
 
 # The settings a user changes within a backend.
 AXES = CHOICES
@@ -83,6 +84,14 @@ class Remedies:
     switches: list[Change]  # the same configuration in another backend
     model_bytes: float | None = None  # one model's exact bytes [nbytes]
     measured: pd.DataFrame | None = None  # every measured configuration (config columns)
+    world: str = DEFAULT_WORLD  # the world of its base (its changes are within it)
+
+    @property
+    def title(self) -> str:
+        """The backend, with its world where the words must name it (a sweep of several
+        worlds, or one that is not the default)."""
+        configs = self.measured if self.measured is not None else pd.DataFrame()
+        return heading(self.backend, self.world, configs)
 
     @property
     def best(self) -> Change | None:
@@ -181,9 +190,10 @@ def precision_cost(c: Change) -> dict[str, tuple[float, float]] | None:
     return {m: (b, a) for m, (b, a) in measured.items() if lost(m, b, a)}
 
 
-def remedies(tables: Tables, backend: str) -> Remedies | None:
-    """The backend's largest configuration with its changes, or None where it has none."""
-    base = largest(tables, backend)
+def remedies(tables: Tables, backend: str, world: str | None = None) -> Remedies | None:
+    """The backend's largest configuration in ``world`` (None: its first) with its changes,
+    or None where it has none. Every change is within the base's world."""
+    base = largest(tables, backend, world)
     if base is None:
         return None
     probe = primary_probe(backend)
@@ -200,9 +210,13 @@ def remedies(tables: Tables, backend: str) -> Remedies | None:
     ]
     total = tables.value(TOTAL.sel, base.config_id)
     model = tables.value(MODEL, base.config_id)
-    return Remedies(backend, base, total, probe, part, changes, switches, model, tables.configs)
+    return Remedies(
+        backend, base, total, probe, part, changes, switches, model, tables.configs,
+        str(base[WORLD]) if WORLD in base else DEFAULT_WORLD,
+    )  # fmt: skip
 
 
 def every_backend(tables: Tables) -> list[Remedies]:
-    found = (remedies(tables, b) for b in sorted(tables.configs.backend.unique()))
+    """One per backend, and per world where the sweep measured several."""
+    found = (remedies(tables, backend, world) for backend, world in bases(tables))
     return [r for r in found if r is not None]

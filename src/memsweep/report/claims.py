@@ -23,7 +23,15 @@ import pandas as pd
 import yaml
 
 from memsweep.report.formats import Unresolved
-from memsweep.report.queries import Resolution, Tables, config_label, selector, slice_of
+from memsweep.report.queries import (
+    WORLD,
+    Resolution,
+    Tables,
+    config_label,
+    selector,
+    slice_of,
+)
+from memsweep.world.base import DEFAULT_WORLD
 
 CONFIRMED, REFUTED, NOT_COMPARABLE = "confirmed", "refuted", "not comparable"
 MEASURED, INTERPOLATED, EXTRAPOLATED = "measured", "interpolated", "extrapolated"
@@ -301,7 +309,12 @@ def _compare(
             base.why = f"no qualifying configuration has two values of {compare.get('axis')}"
         return base
     values = values.assign(value=values.value * scale)
-    closest = {**(compare.get("closest") or {}), **({"states": target} if target else {})}
+    # The seed study measured a grid world: the default world's figure where one was
+    # measured (its law, below, is fitted within the chosen configuration's world).
+    preferred = {WORLD: DEFAULT_WORLD} if WORLD in values else {}
+    closest = {
+        **preferred, **(compare.get("closest") or {}), **({"states": target} if target else {}),
+    }  # fmt: skip
     chosen = _nearest(values, closest)
     if target is not None and int(chosen.states) != target:
         return _by_law(base, values, chosen, target, compare, claimed)

@@ -13,14 +13,18 @@ from memsweep.report.formats import Unresolved, fmt_bytes, fmt_percent, fmt_seco
 from memsweep.report.hotspots import FIX_SHARE, WHERE_SHARE, Hotspot
 from memsweep.report.queries import (
     FIX_AXES,
+    WORLD,
     config_label,
     figure,
     footprint_text,
+    model_array_parts,
     model_arrays,
+    names_world,
     rows,
     selector,
     selector_text,
     summarised_by,
+    world_of,
 )
 
 
@@ -71,13 +75,22 @@ def _fix_items(h: Hotspot) -> list[tuple[str, str]]:
     ]
 
 
+def _array_parts(parts: dict[str, float] | None) -> str:
+    """A world's arrays of one kind, each (``(A[0] 1 MB, A[1] 2 KB)``): what the sum holds."""
+    if not parts or len(parts) < 2:
+        return ""
+    return " (" + ", ".join(f"{name} {fmt_bytes(size)}" for name, size in parts.items()) + ")"
+
+
 def _holds(h: Hotspot, frame: pd.DataFrame) -> str:
     holds = f"{h.what} ({h.consumer.kind}, operation {h.operation})"
     if h.consumer.key in ("model_built", "agents"):
         arrays = model_arrays(frame, h.base.config_id)
+        each = model_array_parts(frame, h.base.config_id)  # a breakdown, never added
         if arrays:
             holds += "; the model's arrays in that configuration [nbytes]: " + ", ".join(
-                f"{name} {fmt_bytes(size)}" for name, size in arrays.items()
+                f"{name} {fmt_bytes(size)}" + _array_parts(each.get(name))
+                for name, size in arrays.items()
             )
     return holds
 
@@ -89,7 +102,11 @@ def _scaling(h: Hotspot) -> str:
         agents=fit_text(fits["agents"]),
         probe=h.probe,
         configs=len(h.fit_configs),
-        setting=", ".join(f"{a}={h.base[a]}" for a in FIX_AXES),
+        setting=", ".join(
+            f"{a}={h.base[a]}" if a != WORLD else f"{a}={world_of(h.base)}"
+            for a in (*FIX_AXES, WORLD)
+            if a != WORLD or WORLD in h.where or names_world(h.base)
+        ),
         n_reading=reading(fits["states"], "N"),
         agents_reading=reading(fits["agents"], "agents"),
     )
@@ -122,7 +139,8 @@ def _growth_shape(frame: pd.DataFrame, h: Hotspot) -> str:
 def hotspot_section(h: Hotspot, position: int, frame: pd.DataFrame) -> Section:
     agents = int(h.base["agents"])
     sizes = [
-        f"{_measured(h, probe, row, agents)} in {row.config_id} ({config_label(row)}), "
+        f"{_measured(h, probe, row, agents)} in {row.config_id} "
+        f"({config_label(row, WORLD in h.where)}), "
         f"{summarised_by(h.selectors[probe]['metric'])} of {int(row.rows)} rows, "
         f"rank {h.ranks.get(probe, '—')}"
         for probe, row in h.worst.items()

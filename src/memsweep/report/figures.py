@@ -190,10 +190,11 @@ def precision_vs_memory(frame: pd.DataFrame, path: Path) -> Path:
             if not part.empty:
                 ax.scatter(part.mb, part.error, marker=marker, color=colours[key],
                            label=" ".join((*key, sharing)))  # fmt: skip
-    front = pareto(shown, "mb", "error")
-    ax.step(front.mb, front.error, where="post", color="black", linewidth=1)
-    ax.scatter(front.mb, front.error, s=120, facecolors="none", edgecolors="black",
-               label="Pareto front")  # fmt: skip
+    for position, (_, own) in enumerate(shown.groupby("world", sort=False)):  # one per world
+        front = pareto(own, "mb", "error")
+        ax.step(front.mb, front.error, where="post", color="black", linewidth=1)
+        ax.scatter(front.mb, front.error, s=120, facecolors="none", edgecolors="black",
+                   label="Pareto front" if position == 0 else None)  # fmt: skip
     ax.set_yscale("log")
     ax.set_xscale("log")
     ax.axhline(floor, color="grey", linestyle=":", linewidth=0.8)
@@ -218,7 +219,8 @@ def step_time_vs_grid(frame: pd.DataFrame, path: Path) -> Path:
 
 @figure(
     "memory_breakdown",
-    caption="Where each backend's memory goes, at its base configuration: the whole "
+    caption="Where each backend's memory goes (in each world, where a sweep measured "
+    "several), at its base configuration: the whole "
     "process's peak (vmhwm) as the fixed cost, the model's and the agents' builds and the "
     "rest (what the calls added; left of zero where the builds' temporaries were gone "
     "before the peak), all read by one probe, so the bar is the peak.",

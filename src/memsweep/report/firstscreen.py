@@ -27,6 +27,7 @@ from memsweep.report.fixes import unavailable
 from memsweep.report.formats import fmt_bytes, fmt_percent, plain
 from memsweep.report.hotspots import FIX_SHARE
 from memsweep.report.needed import TOTAL, agents_text, label, needed_table, several_policies
+from memsweep.report.queries import several_worlds
 
 
 def change_label(c: Change, capital: bool = False) -> str:
@@ -93,7 +94,7 @@ def sentences(r: Remedies, policy: bool = False) -> str:
     base = r.base
     said = [
         text.GLANCE_PEAK.format(
-            backend=r.backend,
+            backend=r.title,
             grid=base["grid"],
             agents=f"{int(base['agents'])} {base['sharing']} agent"
             + ("s" if int(base["agents"]) != 1 else ""),
@@ -117,12 +118,12 @@ def sentences(r: Remedies, policy: bool = False) -> str:
             )
         )
     elif r.changes:
-        said.append(text.GLANCE_NO_FIX.format(backend=r.backend, share=FIX_SHARE))
+        said.append(text.GLANCE_NO_FIX.format(backend=r.title, share=FIX_SHARE))
     else:
-        said.append(text.GLANCE_NO_VARIANT.format(backend=r.backend))
+        said.append(text.GLANCE_NO_VARIANT.format(backend=r.title))
     if r.futile:
         listed = "; ".join(futile(c, r.total) for c in r.futile)
-        said.append(text.GLANCE_FUTILE.format(backend=r.backend, changes=listed))
+        said.append(text.GLANCE_FUTILE.format(backend=r.title, changes=listed))
     return " ".join(said)
 
 
@@ -196,11 +197,12 @@ def not_run(r: Remedies, plan: pd.DataFrame | None) -> str:
 
 
 def backend_changes(r: Remedies, policy: bool, plan: pd.DataFrame | None = None) -> Section:
-    section = Section(f"{r.backend}", level=3)
+    section = Section(r.title, level=3)
     part = r.part
+    several = r.measured is not None and several_worlds(r.measured)
     section.text(
         text.CHANGES_BASE.format(
-            label=label(r.base, policy),
+            label=label(r.base, policy, several),
             config_id=r.base["config_id"],
             total=fmt_bytes(r.total),
             probe=r.probe,
@@ -210,21 +212,22 @@ def backend_changes(r: Remedies, policy: bool, plan: pd.DataFrame | None = None)
     )
     missing = not_run(r, plan)
     if not r.changes:
-        section.text(text.CHANGES_NONE.format(backend=r.backend))
+        section.text(text.CHANGES_NONE.format(backend=r.title))
         return section.text(missing) if missing else section
     section.table(changes_table(r, r.changes))
     if missing:
         section.text(missing)
     if r.futile:
         listed = "; ".join(futile(c, r.total) for c in r.futile)
-        section.text(text.GLANCE_FUTILE.format(backend=r.backend, changes=listed))
+        section.text(text.GLANCE_FUTILE.format(backend=r.title, changes=listed))
     return section
 
 
 def switching(found: list[Remedies]) -> Section:
     section = Section(text.SWITCH_TITLE, level=3).text(text.SWITCH)
+    several = any(r.measured is not None and several_worlds(r.measured) for r in found)
     rows = [
-        {"from": f"{label(r.base)} ({r.base['config_id']})", **row}
+        {"from": f"{label(r.base, world=several)} ({r.base['config_id']})", **row}
         for r in found
         for row in changes_table(r, r.switches, part=False).frame.to_dict("records")
     ]

@@ -13,10 +13,13 @@ from memsweep.harness import probes
 from memsweep.report.queries import (
     CONFIG,
     FIX_AXES,
+    WORLD,
     Resolution,
     per_config,
     selector,
+    several_worlds,
     slice_of,
+    with_world,
 )
 
 # The whole-configuration figures whose scaling the report tabulates.
@@ -92,10 +95,13 @@ def fit_exponent(table: pd.DataFrame, x: str, by: list[str] | None = None) -> Fi
 
 
 def exponents(table: pd.DataFrame) -> dict[str, Fit | None]:
-    """Exponents in N (one intercept per agent count) and in agents (one per grid)."""
+    """Exponents in N (one intercept per agent count) and in agents (one per grid), each
+    within one world: the states of two worlds (a grid's G², a T-maze's 5) are no
+    scale of one model."""
+    table = with_world(table)
     return {
-        "states": fit_exponent(table, "states", ["agents"]),
-        "agents": fit_exponent(table, "agents", ["states"]),
+        "states": fit_exponent(table, "states", ["agents", WORLD]),
+        "agents": fit_exponent(table, "agents", ["states", WORLD]),
     }
 
 
@@ -130,11 +136,13 @@ def _fit_value(fit: Fit | None) -> float:
 
 
 def scaling_table(frame: pd.DataFrame, resolution: Resolution | None = None) -> pd.DataFrame:
-    """Exponents in N and in agents per slice (every setting but grid and agents fixed),
-    from the figures at or above their probe's ``resolution`` (probe -> bytes) only."""
+    """Exponents in N and in agents per slice (every setting but grid and agents fixed,
+    the world too), from the figures at or above their probe's ``resolution`` (probe ->
+    bytes) only. A sweep of several worlds names each slice's world."""
     out = []
+    shown = [*FIX_AXES, WORLD] if several_worlds(frame) else list(FIX_AXES)
     for parts in SCALED:
-        table = per_config(frame, selector(*parts), resolution)
+        table = with_world(per_config(frame, selector(*parts), resolution))
         table = table[table.value.notna() & table.resolved.astype(bool)]
         if table.empty:
             continue
@@ -144,7 +152,7 @@ def scaling_table(frame: pd.DataFrame, resolution: Resolution | None = None) -> 
             fits = exponents(group)
             out.append(
                 {
-                    **{axis: first[axis] for axis in FIX_AXES},
+                    **{axis: first[axis] for axis in shown},
                     "quantity": f"{parts[2]} [{parts[3]}]",
                     "exponent_N": _fit_value(fits["states"]),
                     "N_CI": fit_text(fits["states"]),

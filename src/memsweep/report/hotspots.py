@@ -20,7 +20,7 @@ from memsweep.report import fixes
 from memsweep.report.consumers import CONSUMERS, Consumer
 from memsweep.report.fits import Fit, scaling
 from memsweep.report.fixes import Fix
-from memsweep.report.queries import Resolution, Tables, selector, slice_of
+from memsweep.report.queries import WORLD, Resolution, Tables, selector, several_worlds, slice_of
 
 # A fix must save at least this share of the hotspot under its ranking probe: smaller
 # differences are within the run-to-run spread of the process probes.
@@ -137,8 +137,11 @@ def _worst(table: pd.DataFrame) -> pd.Series:
 
 
 def _where(table: pd.DataFrame, worst: float) -> dict[str, list]:
+    """The values of each axis where the hotspot holds at least ``WHERE_SHARE`` of its
+    worst figure; the worlds too, where the figures hold several."""
     matters = table[table.value >= WHERE_SHARE * worst]
-    return {axis: sorted(matters[axis].unique().tolist()) for axis in WHERE_AXES}
+    axes = (*WHERE_AXES, WORLD) if several_worlds(table) else WHERE_AXES
+    return {axis: sorted(matters[axis].unique().tolist()) for axis in axes}
 
 
 def _hotspot(tables, plan, key, entry, ranks, ranking) -> Hotspot:

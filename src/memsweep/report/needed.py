@@ -17,7 +17,19 @@ from memsweep.harness import probes
 from memsweep.report import text
 from memsweep.report.fixes import blind, blind_probes
 from memsweep.report.formats import Unresolved
-from memsweep.report.queries import Tables, figure, is_resolved, one_axis, selector
+from memsweep.report.queries import (
+    WORLD,
+    Tables,
+    figure,
+    is_resolved,
+    names_world,
+    one_axis,
+    selector,
+    with_world,
+    world_of,
+    worlds,
+)
+from memsweep.world.base import DEFAULT_WORLD
 
 
 @dataclass(frozen=True)
@@ -86,14 +98,19 @@ def _variants(configs: pd.DataFrame, base: pd.Series) -> int:
     return sum(len(one_axis(configs, base, choice)) for choice in CHOICES)
 
 
-def largest(tables: Tables, backend: str) -> pd.Series | None:
-    """The backend's base configuration: at its largest problem (grid, then agents), the
-    one with the most measured one-axis changes (the base a sweep's fixes were measured
-    from, e.g. the default's ``also`` sweeps), then the largest resolved total footprint.
-    Between two configurations a few per cent apart (JAX's private and shared models) the
-    larger is noise; the base with its changes measured is the one to learn from."""
-    totals = tables.per_config(TOTAL.sel)
+def largest(tables: Tables, backend: str, world: str | None = None) -> pd.Series | None:
+    """The backend's base configuration in ``world`` (None: the first world the backend
+    was measured in, the default's where it was): at its largest problem (grid, then
+    agents), the one with the most measured one-axis changes (the base a sweep's fixes
+    were measured from, e.g. the default's ``also`` sweeps), then the largest resolved
+    total footprint. Between two configurations a few per cent apart (JAX's private and
+    shared models) the larger is noise; the base with its changes measured is the one to
+    learn from. Configurations of two worlds are never compared: each world has its own."""
+    totals = with_world(tables.per_config(TOTAL.sel))
     totals = totals[(totals.backend == backend) & totals.resolved.astype(bool)]
+    if world is None and not totals.empty:
+        world = worlds(totals)[0]
+    totals = totals[totals[WORLD] == world]
     if totals.empty:
         return None
     for column in PROBLEM:
@@ -105,19 +122,42 @@ def largest(tables: Tables, backend: str) -> pd.Series | None:
     return configs.loc[ranked.config_id.iloc[0]]
 
 
+def bases(tables: Tables) -> list[tuple[str, str]]:
+    """Every (backend, world) a sweep measured, by backend, then the default world first:
+    each has its own base configuration (:func:`largest`)."""
+    configs = with_world(tables.configs)
+    return [
+        (backend, world)
+        for backend in sorted(configs.backend.unique())
+        for world in worlds(configs[configs.backend == backend])
+    ]
+
+
+def heading(backend: str, world: str, configs: pd.DataFrame) -> str:
+    """A backend's name, with the world where the words must name it (several worlds,
+    or one that is not the default): ``pymdp-numpy · cue-chaining``."""
+    shown = names_world({WORLD: world}, configs)
+    return f"{backend} · {world}" if shown else str(backend)
+
+
 def order(configs: pd.DataFrame) -> pd.DataFrame:
-    """Configurations by backend, then by the problem's size, then by the remedies."""
-    axes = ["backend", "grid", "agents", "storage", "dtype", "sharing", "policy_len"]
-    return configs.sort_values([a for a in axes if a in configs], kind="stable")
+    """Configurations by backend, then world, then by the problem's size, then by the
+    remedies."""
+    axes = ["backend", "other_world", WORLD, "grid", "agents", "storage", "dtype", "sharing",
+            "policy_len"]  # fmt: skip
+    marked = configs.assign(other_world=with_world(configs)[WORLD] != DEFAULT_WORLD)
+    ordered = marked.sort_values([a for a in axes if a in marked], kind="stable")
+    return ordered.drop(columns="other_world")
 
 
 def agents_text(count: int) -> str:
     return f"{count} agent{'s' if count != 1 else ''}"
 
 
-def label(config: pd.Series, policy: bool = False) -> str:
+def label(config: pd.Series, policy: bool = False, world: bool = False) -> str:
     """A configuration in words, its axes joined by dots (``policy``: name its policy
-    length too, for a sweep of several)."""
+    length too, for a sweep of several); its world where it is not the default, or
+    wherever ``world`` says (a sweep of several worlds)."""
     words = text.CONFIG_WORDS.format(
         backend=config["backend"],
         storage=config["storage"],
@@ -126,7 +166,9 @@ def label(config: pd.Series, policy: bool = False) -> str:
         agents=agents_text(int(config["agents"])),
         sharing=config["sharing"],
     )
-    return words + (text.POLICY_WORDS.format(policy_len=config["policy_len"]) if policy else "")
+    words += text.POLICY_WORDS.format(policy_len=config["policy_len"]) if policy else ""
+    named = world_of(config)
+    return words + (text.WORLD_WORDS.format(world=named) if world or names_world(config) else "")
 
 
 def several_policies(configs: pd.DataFrame) -> bool:
@@ -136,8 +178,9 @@ def several_policies(configs: pd.DataFrame) -> bool:
 def needed_table(tables: Tables) -> pd.DataFrame:
     """One row per measured configuration: its label, its id beside it, every part."""
     out, policy = [], several_policies(tables.configs)
+    several = len(worlds(tables.configs)) > 1
     for _, config in order(tables.configs).iterrows():
-        row = {"configuration": label(config, policy), "config": config["config_id"]}
+        row = {"configuration": label(config, policy, several), "config": config["config_id"]}
         for part in PARTS:
             row[part.header] = part_figure(tables, part, config)
         out.append(row)

@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from memsweep.report.queries import Resolution, footprint, per_config, selector
+from memsweep.report.queries import (
+    WORLD,
+    Resolution,
+    footprint,
+    per_config,
+    selector,
+    with_world,
+)
 
 
 def pareto(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -21,14 +28,19 @@ def pareto(points: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 
 
 def precision_points(frame: pd.DataFrame, resolution: Resolution | None = None) -> pd.DataFrame:
-    """Largest grid and agent count: resident footprint and belief error per configuration
-    (a footprint below its probes' ``resolution`` is left out: it ranks nothing)."""
+    """Largest grid and agent count (of each world: two worlds are never compared):
+    resident footprint and belief error per configuration (a footprint below its probes'
+    ``resolution`` is left out: it ranks nothing)."""
     error = per_config(frame, selector("precision", "step", "max_abs_qs_error", "reference_trace"))
     memory = footprint(frame, "resident", resolution)
     memory = memory.assign(memory=memory.value.where(memory.resolved.astype(bool)))
     memory = memory[["config_id", "memory"]]
-    points = error.merge(memory, on="config_id")
+    points = with_world(error.merge(memory, on="config_id"))
     if points.empty:
         return points
-    points = points[(points.grid == points.grid.max()) & (points.agents == points.agents.max())]
+    per_world = points.groupby(WORLD)
+    largest = (points.grid == per_world.grid.transform("max")) & (
+        points.agents == per_world.agents.transform("max")
+    )
+    points = points[largest]
     return points[points.value.notna() & points.memory.notna()]

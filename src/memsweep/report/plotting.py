@@ -7,6 +7,10 @@ from pathlib import Path
 import pandas as pd
 
 from memsweep.report.fits import fit_exponent
+from memsweep.report.queries import WORLD, several_worlds, with_world, world_of, worlds
+
+# A line's style per world (the first, the default world's, solid).
+STYLES = ("o-", "s--", "^:", "v-.")
 
 
 def pyplot():
@@ -25,8 +29,11 @@ def palette(table: pd.DataFrame) -> dict[tuple, object]:
     return {key: plt.cm.tab20(i % 20) for i, key in enumerate(keys)}
 
 
-def label(row) -> str:
-    return f"{row['backend']} {row['storage']} {row['dtype']}"
+def label(row, world: bool = False) -> str:
+    """A line's name; ``world``: its world too (a sweep of several)."""
+    return f"{row['backend']} {row['storage']} {row['dtype']}" + (
+        f" {world_of(row)}" if world else ""
+    )
 
 
 def save(fig, path: Path) -> Path:
@@ -52,17 +59,22 @@ def measured_ticks(ax, values) -> None:
 
 
 def lines_vs_states(ax, table: pd.DataFrame, scale: float) -> None:
-    """One line per backend/storage/dtype against N, its fitted exponent in the legend."""
+    """One line per backend/storage/dtype (and world, where a sweep measured several:
+    two worlds' states are no scale of one model) against N, its fitted exponent in the
+    legend."""
     if table.empty:
         empty(ax)
         return
     colours = palette(table)
-    for key, group in table.groupby(["backend", "storage", "dtype"]):
+    table = with_world(table)
+    several = several_worlds(table)
+    styles = {world: STYLES[i % len(STYLES)] for i, world in enumerate(worlds(table))}
+    for key, group in table.groupby(["backend", "storage", "dtype", WORLD]):
         group = group.sort_values("states")
         fit = fit_exponent(group, "states")
         exponent = f" (N^{fit.exponent:.2f})" if fit else ""
-        ax.plot(group.states, group.value * scale, "o-", color=colours[key],
-                label=label(group.iloc[0]) + exponent)  # fmt: skip
+        ax.plot(group.states, group.value * scale, styles.get(key[3], "o-"),
+                color=colours[key[:3]], label=label(group.iloc[0], several) + exponent)  # fmt: skip
     ax.set_yscale("log")
     measured_ticks(ax, table.states)
     ax.set_xlabel("states N")

@@ -6,7 +6,15 @@ import pandas as pd
 
 from memsweep.harness import probes
 from memsweep.plan.predict import import_mb
-from memsweep.report.queries import FIX_AXES, Resolution, footprint, per_config, selector
+from memsweep.report.queries import (
+    FIX_AXES,
+    WORLD,
+    Resolution,
+    footprint,
+    per_config,
+    selector,
+    several_worlds,
+)
 
 
 def prediction_table(
@@ -29,6 +37,8 @@ def prediction_table(
     peak = peak.assign(peak=peak.value.where(peak.resolved.astype(bool)))[["config_id", "peak"]]
     keys = [*FIX_AXES, "grid", "agents", "config_id", "predicted_mb"]
     keys += [column for column in ("predicted_by",) if column in plan]  # older plans lack it
+    if several_worlds(plan):  # which world each job measured, where the sweep had several
+        keys.insert(len(FIX_AXES), WORLD)
     table = (
         plan[plan.status == "run"][keys].merge(whole, on="config_id").merge(peak, on="config_id")
     )

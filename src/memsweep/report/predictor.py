@@ -32,7 +32,7 @@ from memsweep.files import atomic
 from memsweep.harness import probes
 from memsweep.plan import fitted, predict
 from memsweep.plan.jobs import TYPES, Job
-from memsweep.report.queries import per_config, selector
+from memsweep.report.queries import WORLD, per_config, selector, with_world
 
 PROBE = probes.VMHWM
 # consumer -> the rows it is read from (``calls`` is the rest of the peak, see above).
@@ -201,18 +201,24 @@ def measured_target(table: pd.DataFrame, whole: bool) -> pd.Series:
 def leave_one_grid_out(table: pd.DataFrame) -> pd.DataFrame:
     """Each configuration predicted by the fits of its backend's other grids: one row per
     configuration with ``held_out`` (its grid), ``predicted_mb``, ``measured_mb`` and
-    ``error`` ((predicted − measured) / measured; negative: under-predicted)."""
+    ``error`` ((predicted − measured) / measured; negative: under-predicted).
+
+    A grid is held out of one world at a time (the same grid of another world is another
+    model, its sizes in the fit's terms): with several worlds, each world's grids in turn.
+    """
     if table.empty:
         return pd.DataFrame()
     whole = whole_process(table)
+    table = with_world(table)
     rows = []
     for _, own in table.groupby("backend"):
-        for grid in sorted(own.grid.unique()):
-            fits = fit_backend(own[own.grid != grid])
-            held = own[own.grid == grid]
+        for world, grid in sorted(set(zip(own[WORLD], own.grid, strict=True))):
+            out = (own[WORLD] == world) & (own.grid == grid)
+            fits = fit_backend(own[~out])
+            held = own[out]
             rows.append(
                 held[
-                    ["config_id", "backend", "storage", "dtype", "grid", "agents", "sharing"]
+                    ["config_id", "backend", "storage", "dtype", "grid", "agents", "sharing", WORLD]
                 ].assign(
                     held_out=grid,
                     predicted_mb=predict_rows(fits, held, whole),
@@ -233,7 +239,7 @@ def logo_summary(errors: pd.DataFrame, whole: bool) -> pd.DataFrame:
         rows.append(
             {
                 "backend": backend,
-                "grids": len(own.held_out.unique()),
+                "grids": len(own[[c for c in (WORLD, "held_out") if c in own]].drop_duplicates()),
                 "jobs": len(own),
                 "predicted": len(predicted),
                 "median_abs_error": float(predicted.abs().median()) if len(predicted) else None,

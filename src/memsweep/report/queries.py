@@ -21,11 +21,19 @@ from memsweep.harness import probes
 from memsweep.harness.calibration import TOLERANCE
 from memsweep.report.formats import Unresolved
 from memsweep.results.schema import CONFIG_FIELDS
+from memsweep.world.base import DEFAULT_WORLD
 
 # Every column that names a configuration (``layout`` is an outcome, not a setting).
 CONFIG = [f.name for f in CONFIG_FIELDS if f.name != "layout"]
 # The axes a fix may change; the others (grid, agents, ...) set the problem, not the remedy.
 FIX_AXES = ("backend", "storage", "dtype", "sharing")
+# The world a configuration measured (``Job.world``): configurations are compared within
+# one world only. A table from before the column, or a null, holds the default world.
+WORLD = "world"
+# A model's arrays as rows of phase ``model``: each summed over the world's arrays. A world
+# of several factors or modalities has per-array rows too (``A[0]``, ``B[2]``): a
+# breakdown of these, never added to them.
+MODEL_ARRAYS = ("A", "B", "C", "D")
 # What "the whole configuration" means under each probe family, one probe each (figures
 # of two probes are never added). Resident: the process's highest resident set by the
 # kernel's peak, absolute (the import, the warm-up and the configuration). Traced: the
@@ -34,6 +42,44 @@ FOOTPRINTS = {
     "traced": (("summary", "all", "peak_bytes", probes.TRACEMALLOC),),
     "resident": (("summary", "all", "total_peak_bytes", probes.VMHWM),),
 }
+
+
+def with_world(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its ``world`` column, the default world where it is missing or null
+    (the same frame, not a copy, where nothing is missing)."""
+    if WORLD not in table:
+        return table.assign(**{WORLD: DEFAULT_WORLD})
+    if table[WORLD].isna().any():
+        return table.assign(**{WORLD: table[WORLD].fillna(DEFAULT_WORLD)})
+    return table
+
+
+def world_of(config) -> str:
+    """A configuration's world (item access), the default where it has none."""
+    world = config.get(WORLD) if hasattr(config, "get") else None
+    return DEFAULT_WORLD if world is None or pd.isna(world) else str(world)
+
+
+def worlds(configs: pd.DataFrame) -> list[str]:
+    """The worlds a table holds, the default first, then by name."""
+    if not len(configs):
+        return []
+    held = configs[WORLD] if WORLD in configs else pd.Series([None])
+    found = set(held.dropna().astype(str).unique())
+    if held.isna().any():
+        found.add(DEFAULT_WORLD)
+    return sorted(found, key=lambda w: (w != DEFAULT_WORLD, w))
+
+
+def several_worlds(configs: pd.DataFrame) -> bool:
+    """Whether a sweep measured more than one world (its findings then name each one's)."""
+    return len(worlds(configs)) > 1
+
+
+def names_world(config, configs: pd.DataFrame | None = None) -> bool:
+    """Whether words about ``config`` name its world: where it is not the default, or where
+    ``configs`` (the sweep's) hold several."""
+    return world_of(config) != DEFAULT_WORLD or (configs is not None and several_worlds(configs))
 
 
 def selector(phase, operation, metric, probe) -> dict:
@@ -148,12 +194,19 @@ def slice_of(table: pd.DataFrame, base: pd.Series, free: tuple[str, ...]) -> pd.
     fixed = [c for c in CONFIG if c in table and c not in (*free, "config_id", "states")]
     mask = np.ones(len(table), bool)
     for column in fixed:
-        mask &= (table[column] == base[column]).to_numpy()
+        if column == WORLD:  # the default world where a table has none (older tables)
+            held, wanted = with_world(table)[WORLD], world_of(base)
+        else:
+            held, wanted = table[column], base.get(column)
+        # A null equals a null (a setting a table does not hold), never a value.
+        same = held.isna() if wanted is None or pd.isna(wanted) else held == wanted
+        mask &= same.fillna(False).to_numpy(bool)
     return table[mask]
 
 
 def one_axis(configs: pd.DataFrame, base: pd.Series, axis: str) -> pd.DataFrame:
-    """The configurations equal to ``base`` except in ``axis``."""
+    """The configurations equal to ``base`` except in ``axis``: in its world too (a
+    configuration of another world is never a one-axis change of it)."""
     if axis not in configs:
         return configs.iloc[0:0]
     near = slice_of(configs, base, (axis,))
@@ -182,21 +235,42 @@ def footprint_text(family: str) -> str:
     return " + ".join(f"{p[0]}/{p[2]} [{p[3]}]" for p in parts)
 
 
-def model_arrays(frame: pd.DataFrame, config_id: str) -> dict[str, float]:
-    """Exact bytes of each model array (A, B, C, D) of one configuration, largest first."""
+def _model_bytes(frame: pd.DataFrame, config_id: str) -> pd.Series:
     chosen = rows(frame, selector("model", None, "bytes", probes.EXACT))
     chosen = chosen[chosen.config_id == config_id]
-    sizes = chosen.groupby("operation").value.median().sort_values(ascending=False)
+    return chosen.groupby("operation").value.median()
+
+
+def model_arrays(frame: pd.DataFrame, config_id: str) -> dict[str, float]:
+    """Exact bytes of each model array (A, B, C, D) of one configuration, largest first:
+    each summed over the world's arrays (the per-array rows, ``A[0]``…, are
+    :func:`model_array_parts`, never added here)."""
+    sizes = _model_bytes(frame, config_id)
+    sizes = sizes[sizes.index.isin(MODEL_ARRAYS)].sort_values(ascending=False)
     return {str(k): float(v) for k, v in sizes.items()}
 
 
-def config_label(row) -> str:
-    """A configuration in words (item access: ``row.dtype`` would be the Series' own dtype)."""
+def model_array_parts(frame: pd.DataFrame, config_id: str) -> dict[str, dict[str, float]]:
+    """Per model array (A, B, C, D) of a world with several, its per-array rows' exact
+    bytes (``{"A": {"A[0]": …, "A[1]": …}}``, in index order): a breakdown of
+    :func:`model_arrays`, not an addition to it. Empty for a world of one array each."""
+    found: dict[str, list[tuple[int, str, float]]] = {}
+    for name, value in _model_bytes(frame, config_id).items():
+        head, _, index = str(name).partition("[")
+        if head in MODEL_ARRAYS and index.endswith("]") and index[:-1].isdigit():
+            found.setdefault(head, []).append((int(index[:-1]), str(name), float(value)))
+    return {head: {name: v for _, name, v in sorted(parts)} for head, parts in found.items()}
+
+
+def config_label(row, world: bool = False) -> str:
+    """A configuration in words (item access: ``row.dtype`` would be the Series' own dtype),
+    its world where it is not the default, or wherever ``world`` says (several worlds)."""
     agents = int(row["agents"])
+    named = world or names_world(row)
     return (
         f"{row['backend']}, {row['storage']}, {row['dtype']}, grid {row['grid']} "
         f"(N={row['states']}), {agents} agent{'s' if agents != 1 else ''}, {row['sharing']}"
-    )
+    ) + (f", world {world_of(row)}" if named else "")
 
 
 class Tables:
@@ -204,6 +278,7 @@ class Tables:
     against the probes' ``resolution`` (none given: nothing is marked)."""
 
     def __init__(self, frame: pd.DataFrame, resolution: Resolution | None = None):
+        frame = with_world(frame)  # a table from before the world column: the default's
         self.frame = frame
         self.resolution = resolution or {}
         self.configs = configurations(frame)

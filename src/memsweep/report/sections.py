@@ -39,7 +39,16 @@ from memsweep.report.fits import fit_text, scaling_table
 from memsweep.report.formats import fmt_bytes, fmt_mb, fmt_number, fmt_percent
 from memsweep.report.needed import label
 from memsweep.report.pareto import pareto, precision_points
-from memsweep.report.queries import FIX_AXES, Tables, figure, footprint_text, mark
+from memsweep.report.queries import (
+    FIX_AXES,
+    WORLD,
+    Tables,
+    figure,
+    footprint_text,
+    mark,
+    several_worlds,
+    with_world,
+)
 from memsweep.results.aggregate import failures_table
 
 PROVENANCE = ("memsweep_version", "pymdp_version", "numpy_version", "scipy_version",
@@ -89,13 +98,15 @@ def _sees() -> str:
     return " ".join(text.PROBE_SEES.format(name=p, sees=probes.REGISTRY[p].sees) for p in shown)
 
 
-def _top_item(h: hotspots.Hotspot) -> str:
+def _top_item(h: hotspots.Hotspot, world: bool = False) -> str:
+    """One of the top hotspots in words (``world``: name its configuration's world, for a
+    sweep of several)."""
     item = text.TOP_ITEM.format(
         what=h.what,
         value=fmt_bytes(h.base.value),
         probe=h.probe,
         rank=h.ranks[h.probe],
-        label=label(h.base),
+        label=label(h.base, world=world),
         config_id=h.base.config_id,
     )
     if h.fix:
@@ -135,13 +146,14 @@ def summary(c: Context) -> Section:
         )
     )
     top = enumerate(c.ranked[: text.TOP], start=1)
-    section.items([(f"#{i}", _top_item(h)) for i, h in top])
+    several = several_worlds(c.tables.configs)
+    section.items([(f"#{i}", _top_item(h, several)) for i, h in top])
     if c.comparison:
         section.link(text.COMPARISON_LINK, c.comparison)
     return section
 
 
-def _ranking_row(probe: str, h: hotspots.Hotspot) -> dict:
+def _ranking_row(probe: str, h: hotspots.Hotspot, world: bool = False) -> dict:
     fix, worst = h.fix_under(probe), h.worst[probe]
     fits = h.fits.get(probe, {})
     return {
@@ -149,7 +161,7 @@ def _ranking_row(probe: str, h: hotspots.Hotspot) -> dict:
         "hotspot": h.what,
         "kind": h.consumer.kind,
         f"worst [{probe}]": figure(worst),
-        "worst configuration": f"{label(worst)} ({worst.config_id})",
+        "worst configuration": f"{label(worst, world=world)} ({worst.config_id})",
         "N exponent": fit_text(fits.get("states")),
         "agents exponent": fit_text(fits.get("agents")),
         "fix": fix.label() if fix else "—",
@@ -163,7 +175,8 @@ def _ranked_under(c: Context, probe: str) -> Section:
     section = Section(text.RANKED_UNDER.format(probe=probe), level=3)
     if not ranked:
         return section.text(text.NOT_RANKED.format(probe=probe))
-    frame = pd.DataFrame([_ranking_row(probe, h) for h in ranked])
+    several = several_worlds(c.tables.configs)
+    frame = pd.DataFrame([_ranking_row(probe, h, several) for h in ranked])
     formats = {f"worst [{probe}]": fmt_bytes, f"fix saves % [{probe}]": fmt_percent}
     return section.text(text.PROBE_SEES.format(name=probe, sees=probes.REGISTRY[probe].sees)).table(
         Table(frame, formats)
@@ -318,8 +331,12 @@ def precision(c: Context) -> Section:
     points = precision_points(c.frame, c.resolution)
     if points.empty:
         return section
-    front = pareto(points, "memory", "value")
-    front = front[["config_id", *FIX_AXES, "grid", "agents", "memory", "value"]].rename(
+    # One front per world: the precision and memory of two worlds' models are no trade-off.
+    front = pd.concat(
+        [pareto(own, "memory", "value") for _, own in points.groupby(WORLD, sort=False)]
+    )
+    shown = [*FIX_AXES, WORLD] if several_worlds(points) else list(FIX_AXES)
+    front = front[["config_id", *shown, "grid", "agents", "memory", "value"]].rename(
         columns={"memory": "import + peak", "value": "max_abs_qs_error"}
     )
     table = Table(front.reset_index(drop=True), {"import + peak": fmt_bytes})
@@ -336,22 +353,27 @@ def growth(c: Context) -> Section:
 
 
 def steady_growth(frame: pd.DataFrame, resolution: dict | None = None) -> pd.DataFrame:
-    """Per configuration of the largest grid and agent count, each level probe's one-off
-    jumps and its steady growth after the last jump (the rows of harness/jumps.py), a
-    figure below its probe's ``resolution`` as the marker; USS, which other processes
-    move, is left out."""
+    """Per configuration of the largest grid and agent count (of each world), each level
+    probe's one-off jumps and its steady growth after the last jump (the rows of
+    harness/jumps.py), a figure below its probe's ``resolution`` as the marker; USS, which
+    other processes move, is left out."""
     wanted = frame.metric.str.contains("_jump_bytes|_steady_growth_", regex=True)
     rows = frame[(frame.phase == "growth") & (frame.status == "ok") & wanted]
     rows = rows[rows.probe != probes.USS]
     if rows.empty:
         return pd.DataFrame()
-    rows = rows[(rows.grid == rows.grid.max()) & (rows.agents == rows.agents.max())]
-    rows = mark(rows, resolution)
+    rows = with_world(rows)
+    per_world = rows.groupby(WORLD)
+    largest = (rows.grid == per_world.grid.transform("max")) & (
+        rows.agents == per_world.agents.transform("max")
+    )
+    rows = mark(rows[largest], resolution)
     rows = rows.assign(shown=[figure(row) for _, row in rows.iterrows()])
     table = rows.pivot(index="config_id", columns=["metric", "probe"], values="shown")
     table.columns = [f"{metric} [{probe}]" for metric, probe in table.columns]
     configs = rows.drop_duplicates("config_id").set_index("config_id")
-    table.insert(0, "configuration", [label(configs.loc[c]) for c in table.index])
+    several = several_worlds(configs)
+    table.insert(0, "configuration", [label(configs.loc[c], world=several) for c in table.index])
     return table.sort_values("configuration").reset_index(drop=True)
 
 

@@ -143,6 +143,7 @@ GLANCE_TITLE = "At a glance"
 GLANCE_NONE = "No configuration has a total footprint at or above vmhwm's resolution."
 CONFIG_WORDS = "{backend} · {storage} · {dtype} · G={grid} · {agents} · {sharing}"
 POLICY_WORDS = " · policy_len {policy_len}"
+WORLD_WORDS = " · {world}"
 GLANCE_PEAK = (
     "{backend}: at G={grid} with {agents} ({storage}, {dtype}{policy}) it peaks at {total} "
     "(total_peak_bytes [vmhwm], the whole process's highest resident memory)."

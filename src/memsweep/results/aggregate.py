@@ -36,6 +36,7 @@ SHOWN_AS = {"B": (1e6, "MB"), "s": (1e-3, "ms"), "1": (1, "1")}
 # Model settings shown beside the axes where they vary (pymdp_version: a provenance
 # column, which holds the setting; a job's config_id differs by it too).
 EXTRA_COLUMNS = (
+    "world",
     "noise_kind",
     "obs_noise",
     "move_success",
