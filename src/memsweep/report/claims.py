@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from memsweep.report.fits import K_RANGE, fit_law
 from memsweep.report.formats import Unresolved
 from memsweep.report.queries import (
     WORLD,
@@ -38,7 +39,6 @@ MEASURED, INTERPOLATED, EXTRAPOLATED = "measured", "interpolated", "extrapolated
 # The readings of a claim's size G: a G×G grid (G² states), or G states (a G×G matrix).
 READINGS = ("grid", "states")
 LAW_POINTS = 3  # distinct sizes a law a + b·N^k needs
-K_RANGE = (-3.0, 3.0)  # its exponent: zero fractions fall as 1/N, model bytes grow as N²
 
 
 def load(path=None) -> list[dict]:
@@ -173,42 +173,17 @@ def _target_states(reading: str | None, size: int | None) -> int | None:
 
 
 def _law(states: pd.Series, values: pd.Series, target: int):
-    """``a + b·N^k`` fitted to the values over the sizes, at ``target`` states: the value,
-    its 95 % interval (NaN with too few points for one) and the fit's exponent."""
-    from scipy import optimize, stats
-
+    """``a + b·N^k`` fitted to the values over the sizes (:func:`fits.fit_law`), at
+    ``target`` states: the value, its 95 % interval (NaN with too few points for one) and
+    the fit's exponent."""
     from memsweep.plan.fitted import Fit
 
-    x, y = states.to_numpy(float), values.to_numpy(float)
-
-    def law(n, a, b, k):
-        return a + b * np.power(n, k)
-
-    best = None
-    # Several starting exponents (a least-squares line in x^k gives a and b): from b = 0
-    # the exponent has no gradient, and a single start may settle on the wrong side of 0.
-    for k0 in (-2.0, -1.0, -0.5, 0.5, 1.0, 2.0):
-        b0, a0 = np.polyfit(np.power(x, k0), y, 1)
-        try:
-            found, cov = optimize.curve_fit(
-                law, x, y, p0=[a0, b0, k0],
-                bounds=([-np.inf, -np.inf, K_RANGE[0]], [np.inf, np.inf, K_RANGE[1]]),
-            )  # fmt: skip
-        except (RuntimeError, ValueError):
-            continue
-        cost = float(np.sum((y - law(x, *found)) ** 2))
-        if best is None or cost < best[0]:
-            best = (cost, found, cov)
-    if best is None:
+    law = fit_law(states.to_numpy(float), values.to_numpy(float), K_RANGE)
+    if law is None:
         return None
-    _, found, cov = best
-    dof = len(y) - 3
-    residuals = y - law(x, *found)
-    t = float(stats.t.ppf(0.975, dof)) if dof > 0 else None
-    fit = Fit(*map(float, found), tuple(map(tuple, np.nan_to_num(cov))),
-              float(residuals @ residuals / dof) if dof > 0 else 0.0, t,
-              (float(x.min()), float(x.max())))  # fmt: skip
-    return fit.part(float(target)), float(found[2]), fit.extrapolates(float(target))
+    fit = Fit(law.a, law.b, law.k, tuple(map(tuple, np.nan_to_num(law.covariance))),
+              law.residual_variance, law.t, law.x_range)  # fmt: skip
+    return fit.part(float(target)), law.k, fit.extrapolates(float(target))
 
 
 def _by_law(

@@ -1,4 +1,10 @@
-"""Scaling: log-log exponents in N (states) and in agents, with confidence intervals."""
+"""Scaling: exponents in N (states) and in agents, with confidence intervals.
+
+In N, a law ``a + b·N^k`` (:func:`fit_law`) where a slice has the sizes for it: a fixed
+floor (the interpreter, a library's buffers) does not bend the exponent of what grows
+with N, as it does a pure power law's (private model copies that grow as N² read as
+N^0.5 on a log-log line over a floor). Elsewhere, and in agents (a sweep has two or three
+counts), the pooled log-log slope."""
 
 from __future__ import annotations
 
@@ -43,9 +49,15 @@ SHAPES = {
 }
 
 
+LOG_LOG, LAW = "log-log", "a + b·N^k"
+LAW_POINTS = 4  # a law has three parameters: four sizes leave one degree of freedom for a CI
+K_RANGE = (-3.0, 3.0)  # a law's exponent: zero fractions fall as 1/N, model bytes grow as N²
+
+
 @dataclass(frozen=True)
 class Fit:
-    """log(value) = exponent·log(x) + a per-group intercept, by least squares."""
+    """An exponent with its 95 % CI: a log-log slope (log(value) = exponent·log(x) + a
+    per-group intercept) or the ``k`` of a law ``a + b·x^k`` (``form``)."""
 
     exponent: float
     low: float
@@ -53,11 +65,100 @@ class Fit:
     points: int
     groups: int
     dropped: int  # values <= 0, which have no logarithm
+    form: str = LOG_LOG
 
     def text(self) -> str:
+        law = self.form != LOG_LOG
         if np.isnan(self.low):
-            return f"{self.exponent:.2f} (no CI: {self.points} points)"
-        return f"{self.exponent:.2f} [{self.low:.2f}, {self.high:.2f}]"
+            return f"{self.exponent:.2f} (no CI: {self.points} points{', ' + self.form if law else ''})"
+        return f"{self.exponent:.2f} [{self.low:.2f}, {self.high:.2f}]" + (
+            f" ({self.form})" if law else ""
+        )
+
+
+@dataclass(frozen=True)
+class Law:
+    """``a + b·x^k`` fitted by least squares, with what an interval needs."""
+
+    a: float
+    b: float
+    k: float
+    covariance: np.ndarray  # of (a, b, k)
+    residual_variance: float
+    t: float | None  # Student's t at 95 % for its degrees of freedom; None without any
+    x_range: tuple[float, float]
+    points: int
+
+    def k_interval(self) -> tuple[float, float]:
+        spread = float(self.covariance[2, 2])
+        if self.t is None or not np.isfinite(spread) or spread < 0:
+            return (np.nan, np.nan)
+        half = self.t * np.sqrt(spread)
+        return (self.k - half, self.k + half)
+
+
+def _law(n, a, b, k):
+    return a + b * np.power(n, k)
+
+
+def fit_law(x, y, k_range: tuple[float, float] = K_RANGE) -> Law | None:
+    """``a + b·x^k`` through the points (x > 0), or None where no start converges.
+
+    Several starting exponents (a least-squares line in x^k gives a and b): from b = 0 the
+    exponent has no gradient, and a single start may settle on the wrong side of 0."""
+    from scipy import optimize
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3 or len(np.unique(x)) < 3:
+        return None
+    best = None
+    for k0 in (-2.0, -1.0, -0.5, 0.5, 1.0, 2.0):
+        b0, a0 = np.polyfit(np.power(x, k0), y, 1)
+        try:
+            found, cov = optimize.curve_fit(
+                _law, x, y, p0=[a0, b0, min(max(k0, k_range[0]), k_range[1])],
+                bounds=([-np.inf, -np.inf, k_range[0]], [np.inf, np.inf, k_range[1]]),
+            )  # fmt: skip
+        except (RuntimeError, ValueError):
+            continue
+        cost = float(np.sum((y - _law(x, *found)) ** 2))
+        if best is None or cost < best[0]:
+            best = (cost, found, cov)
+    if best is None:
+        return None
+    cost, found, cov = best
+    dof = len(y) - 3
+    t = float(stats.t.ppf(0.975, dof)) if dof > 0 else None
+    return Law(
+        *map(float, found),
+        np.asarray(cov, float),
+        cost / dof if dof > 0 else 0.0,
+        t,
+        (float(x.min()), float(x.max())),
+        len(y),
+    )
+
+
+def law_exponent(table: pd.DataFrame, x: str, by: list[str]) -> Fit | None:
+    """The ``k`` of ``a + b·x^k`` in the group of ``by`` with the most distinct ``x`` (the
+    most agents among equals), where one has :data:`LAW_POINTS`; None elsewhere."""
+    data = table[[x, "value", *by]].dropna()
+    best = None
+    for _, group in data.groupby(by):
+        sizes = group[x].nunique()
+        if sizes < LAW_POINTS:
+            continue
+        key = (sizes, *(group[column].iloc[0] for column in by if column == "agents"))
+        if best is None or key > best[0]:
+            best = (key, group)
+    if best is None:
+        return None
+    group = best[1]
+    law = fit_law(group[x], group.value)
+    if law is None:
+        return None
+    low, high = law.k_interval()
+    return Fit(law.k, low, high, len(group), 1, 0, LAW)
 
 
 def fit_exponent(table: pd.DataFrame, x: str, by: list[str] | None = None) -> Fit | None:
@@ -95,12 +196,14 @@ def fit_exponent(table: pd.DataFrame, x: str, by: list[str] | None = None) -> Fi
 
 
 def exponents(table: pd.DataFrame) -> dict[str, Fit | None]:
-    """Exponents in N (one intercept per agent count) and in agents (one per grid), each
+    """Exponents in N (a law over the sizes of one agent count where it has four, else a
+    log-log slope with one intercept per agent count) and in agents (one per grid), each
     within one world: the states of two worlds (a grid's G², a T-maze's 5) are no
     scale of one model."""
     table = with_world(table)
     return {
-        "states": fit_exponent(table, "states", ["agents", WORLD]),
+        "states": law_exponent(table, "states", ["agents", WORLD])
+        or fit_exponent(table, "states", ["agents", WORLD]),
         "agents": fit_exponent(table, "agents", ["states", WORLD]),
     }
 

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from memsweep.files import atomic
 from memsweep.plan.jobs import column_types
+from memsweep.world.base import DEFAULT_WORLD
 
 if TYPE_CHECKING:  # pandas is imported where a frame is made: the harness never needs it
     import pandas as pd
@@ -65,8 +66,9 @@ PROVENANCE_FIELDS: list[pa.Field] = [
     pa.field("cap_enforcement", pa.string()),
 ]
 
-# Columns added after files were first written: a file without one reads with it null.
-LATER_COLUMNS = ("site",)
+# Columns added after files were written, and what such a file holds in them: no site;
+# the grid world, the only one there was.
+LATER_COLUMNS = {"site": None, "world": DEFAULT_WORLD}
 # Integer columns that may be empty: pandas's nullable Int64 in every frame (a numpy
 # int64 cannot hold a null, so pandas would otherwise make them float64 with NaN).
 NULLABLE_INTEGERS = ("repeat", "step")
@@ -184,10 +186,11 @@ def to_table_columns(columns: Mapping[str, list]) -> pa.Table:
 
 def validate(table: pa.Table, origin: str = "table") -> pa.Table:
     """Check and cast ``table`` to the canonical schema; raise :class:`SchemaError`."""
-    for name in LATER_COLUMNS:
+    for name, value in LATER_COLUMNS.items():
         if name not in table.column_names:
             field = MEASUREMENT_SCHEMA.field(name)
-            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+            column = pa.array([value] * table.num_rows, field.type)
+            table = table.append_column(field, column)
     missing = [name for name in COLUMNS if name not in table.column_names]
     if missing:
         raise SchemaError(f"{origin}: missing columns {missing}")
