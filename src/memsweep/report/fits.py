@@ -68,11 +68,11 @@ class Fit:
     form: str = LOG_LOG
 
     def text(self) -> str:
-        law = self.form != LOG_LOG
+        form = "" if self.form == LOG_LOG else f", {self.form}"
         if np.isnan(self.low):
-            return f"{self.exponent:.2f} (no CI: {self.points} points{', ' + self.form if law else ''})"
+            return f"{self.exponent:.2f} (no CI: {self.points} points{form})"
         return f"{self.exponent:.2f} [{self.low:.2f}, {self.high:.2f}]" + (
-            f" ({self.form})" if law else ""
+            f" ({self.form})" if form else ""
         )
 
 
