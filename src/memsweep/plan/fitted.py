@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from memsweep.world.base import DEFAULT_WORLD
+
 # The consumers of a job's peak, in the order they are built up; their sum is the peak.
 CONSUMERS = ("fixed", "model", "agents", "calls")
 FORMAT = 1  # the JSON layout below; a reader refuses another
@@ -114,6 +116,16 @@ class Predictor:
 
     def peak_mb(self, backend: str, sizes: dict[str, float]) -> float:
         return sum(part.mb for part in self.parts(backend, sizes).values())
+
+
+def key(backend: str, world: str | None = None) -> str:
+    """What a predictor's fits are keyed by: the backend for memsweep's grid world, the
+    backend and the world for any other (a world's agents cost what its arrays cost in
+    that backend, which no size of the grid world's fit foretells: PyMDP's JAX agent
+    builds a cue-chaining population with 4× the grid world's memory at equal model bytes)."""
+    if world is None or world == DEFAULT_WORLD:
+        return backend
+    return f"{backend} · {world}"
 
 
 def total(parts: dict[str, Part]) -> Part:

@@ -42,7 +42,8 @@ def capacity(
     rows = []
     for backend, world in bases(tables):
         base = largest(tables, backend, world)
-        if backend not in model.fits or base is None or not model.covers(backend):
+        key = fitted.key(backend, world)
+        if key not in model.fits or base is None or not model.covers(key):
             continue
         job = fitting.job_of({key: base[key] for key in TYPES if key in base})
         for gb in SIZES_GB:

@@ -88,6 +88,16 @@ def job_of(settings: dict) -> Job:
     return Job.from_dict({key: value for key, value in settings.items() if not pd.isna(value)})
 
 
+def fit_keys(table: pd.DataFrame) -> pd.Series:
+    """Each row's predictor key (:func:`memsweep.plan.fitted.key`): one fit per backend
+    and world."""
+    return pd.Series(
+        [fitted.key(b, w) for b, w in zip(table.backend, table[WORLD], strict=True)],
+        index=table.index,
+        name="fitted",
+    )
+
+
 def whole_process(table: pd.DataFrame) -> bool:
     """Whether the table's jobs hold the fixed cost and the whole process's peak."""
     return bool(table.y_fixed.notna().all() and table.target_mb.notna().all())
@@ -211,15 +221,15 @@ def leave_one_grid_out(table: pd.DataFrame) -> pd.DataFrame:
     whole = whole_process(table)
     table = with_world(table)
     rows = []
-    for _, own in table.groupby("backend"):
-        for world, grid in sorted(set(zip(own[WORLD], own.grid, strict=True))):
-            out = (own[WORLD] == world) & (own.grid == grid)
-            fits = fit_backend(own[~out])
-            held = own[out]
+    for key, own in table.groupby(fit_keys(table)):
+        for grid in sorted(own.grid.unique()):
+            fits = fit_backend(own[own.grid != grid])
+            held = own[own.grid == grid]
             rows.append(
                 held[
                     ["config_id", "backend", "storage", "dtype", "grid", "agents", "sharing", WORLD]
                 ].assign(
+                    fitted=key,
                     held_out=grid,
                     predicted_mb=predict_rows(fits, held, whole),
                     measured_mb=measured_target(held, whole).to_numpy(),
@@ -234,12 +244,12 @@ def logo_summary(errors: pd.DataFrame, whole: bool) -> pd.DataFrame:
     most negative error, 0 where nothing was under-predicted) of :func:`leave_one_grid_out`;
     None where no job could be predicted (one grid: nothing is left to fit)."""
     rows = []
-    for backend, own in errors.groupby("backend"):
+    for key, own in errors.groupby("fitted" if "fitted" in errors else "backend"):
         predicted = own.error.dropna()
         rows.append(
             {
-                "backend": backend,
-                "grids": len(own[[c for c in (WORLD, "held_out") if c in own]].drop_duplicates()),
+                "backend": key,
+                "grids": len(own.held_out.unique()),
                 "jobs": len(own),
                 "predicted": len(predicted),
                 "median_abs_error": float(predicted.abs().median()) if len(predicted) else None,
@@ -259,8 +269,8 @@ def predictor(frame: pd.DataFrame, code_digests: dict[str, str] | None = None) -
     whole = not table.empty and whole_process(table)
     backends, summary = {}, []
     if not table.empty:
-        for backend, own in table.groupby("backend"):
-            backends[backend] = {
+        for key, own in table.groupby(fit_keys(with_world(table))):
+            backends[key] = {
                 "jobs": int(len(own)),
                 "grids": sorted(int(g) for g in own.grid.unique()),
                 "fits": fit_backend(own),

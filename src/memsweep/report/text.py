@@ -84,10 +84,13 @@ NO_CLAIM_COMPARABLE = (
     "say why are left out."
 )
 SCALING = (
-    "Exponents of log-log least-squares fits, per backend, storage, dtype and sharing; in N "
-    "with one intercept per agent count, in agents with one per grid; 95 % confidence "
-    "intervals from the t distribution. Values ≤ 0 have no logarithm and are left out "
-    "(column nonpositive)."
+    "Exponents per backend, storage, dtype and sharing (and world). In N: where an agent "
+    "count has four grid sizes, the k of a law a + b·N^k fitted over them (marked "
+    "'a + b·N^k': a fixed floor does not bend it); else the slope of a log-log "
+    "least-squares fit with one intercept per agent count. In agents: the log-log slope "
+    "with one intercept per grid. 95 % confidence intervals from the t distribution (of the "
+    "law's k: from its covariance). Values ≤ 0 have no logarithm and are left out of a "
+    "log-log fit (column nonpositive)."
 )
 PREDICTION = (
     "The plan predicts each job's peak resident memory (sweep.predict_mb). The comparable "
@@ -99,9 +102,10 @@ PREDICTION = (
 )
 NO_PREDICTION = "No measured job to compare."
 FITTED_PREDICTOR = (
-    "The predictor the next plan uses (results/model/predictor.json): per backend, each "
-    "consumer of the peak (fixed cost, model, agents, calls; all read by vmhwm) fitted as "
-    "a + b·x^k. Each grid is predicted by the fits of the other grids; error = (predicted "
+    "The predictor the next plan uses (results/model/predictor.json): per backend (and "
+    "world, for any but the grid world), each consumer of the peak (fixed cost, model, "
+    "agents, calls; all read by vmhwm) fitted as a + b·x^k. Each grid is predicted by the "
+    "fits of the other grids; error = (predicted "
     "− measured) / measured, negative: a scheduler would be asked for too little. Target: "
     "the whole process's peak (summary/total_peak_bytes), or, in files without the "
     "baseline's row, the peak above the post-import baseline."
