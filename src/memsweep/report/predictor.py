@@ -22,6 +22,7 @@ not use. Nothing here measures: a new predictor is fitted from the table alone.
 from __future__ import annotations
 
 import json
+import math
 import warnings
 
 import numpy as np
@@ -308,14 +309,17 @@ def summary_text(data: dict) -> str:
     rows = data["leave_one_grid_out"]
     if not rows:
         return "no measured configuration: no fit"
-    lines = [f"{'backend':<12} {'grids':>5} {'jobs':>4} {'median |error|':>14} {'worst under':>11}"]
+    width = max(12, *(len(row["backend"]) for row in rows))
+    lines = [
+        f"{'backend':<{width}} {'grids':>5} {'jobs':>4} {'median |error|':>14} {'worst under':>11}"
+    ]
     for row in rows:
         median, worst = (
-            "—" if row[key] is None else f"{100 * row[key]:.1f}%"
+            "—" if row[key] is None or math.isnan(row[key]) else f"{100 * row[key]:.1f}%"
             for key in ("median_abs_error", "worst_under_prediction")
         )
         lines.append(
-            f"{row['backend']:<12} {row['grids']:>5} {row['jobs']:>4} {median:>14} {worst:>11}"
+            f"{row['backend']:<{width}} {row['grids']:>5} {row['jobs']:>4} {median:>14} {worst:>11}"
         )
     lines.append(f"target: {rows[0]['target']} ({PROBE}), leave one grid out")
     return "\n".join(lines)
