@@ -18,6 +18,7 @@ from memsweep.report import (
     needed,
     queries,
     sections,
+    text,
 )
 from memsweep.report.changes import COSTS_MORE, NO_SAVING, NOT_COMPUTED, SAVES, judge
 from memsweep.report.fixes import Saving
@@ -253,7 +254,12 @@ def test_the_report_opens_with_the_glance_then_memory_needed(tmp_path):
     _, parts = build.build(frame, plan, pd.DataFrame({"probe": []}), tmp_path)
     assert [p.title for p in parts[:2]] == ["At a glance", "Memory needed"]
     glance = [content for kind, content in parts[0].blocks if kind == "text"]
-    assert [s.split(":")[0] for s in glance] == ["lean", "pymdp-jax", "pymdp-numpy"]
+    assert [s.split(":")[0] for s in glance[:-1]] == ["lean", "pymdp-jax", "pymdp-numpy"]
+    # Then where each number comes from: a filter of the measurement rows, per backend.
+    assert glance[-1] == text.GLANCE_SOURCES
+    sourced = [content for kind, content in parts[0].blocks if kind == "items"]
+    assert [items[0][0].split(":")[0] for items in sourced] == ["lean", "pymdp-jax", "pymdp-numpy"]
+    assert all("config_id=" in rows and "metric=" in rows for items in sourced for _, rows in items)
     (needed_block,) = [content for kind, content in parts[1].blocks if kind == "table"]
     assert len(needed_block.frame) == len(FIGURES)
 
@@ -325,3 +331,21 @@ def test_uss_enters_no_saving_and_no_footprint():
     assert to_csr.saving[probes.ANON].bytes == 30e6 - 5e6
     assert all(probes.USS not in str(part) for part in queries.FOOTPRINTS.values())
     assert all(part.sel["probe"] != probes.USS for part in needed.PARTS)
+
+
+def test_each_number_of_the_glance_is_what_its_rows_give(tmp_path):
+    """The filter beside a number, applied to the measurement rows, gives that number."""
+    frame = table()
+    found = changes.every_backend(queries.Tables(frame))
+    checked = 0
+    for remedies in found:
+        for number, rows in firstscreen.sources(remedies)[:2]:  # the peak and the biggest part
+            filters, _, times = rows.partition(" × ")
+            wanted = dict(pair.split("=", 1) for pair in filters.split())
+            mask = pd.Series(True, index=frame.index)
+            for column, value in wanted.items():
+                mask &= frame[column].astype(str) == value
+            value = frame[mask].value.max() * (int(times) if times else 1)
+            assert fmt_bytes(value) == number, (remedies.backend, rows)
+            checked += 1
+    assert checked >= 4

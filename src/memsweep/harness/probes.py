@@ -227,6 +227,7 @@ DEVICE = Device.name
 XLA = XlaMemoryAnalysis.name
 CLOCK = Clock.name
 EXACT = Exact.name
+REFERENCE = ReferenceTrace.name
 MEMRAY = Memray.name
 
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import pandas as pd
 
+from memsweep.harness import probes
 from memsweep.report import text
 from memsweep.report.changes import (
     AXES,
     COSTS_MORE,
+    MODEL,
     NO_SAVING,
     NOT_COMPUTED,
     SAVES,
+    SECONDS,
     Change,
     Remedies,
     precision_cost,
@@ -27,7 +30,7 @@ from memsweep.report.fixes import unavailable
 from memsweep.report.formats import fmt_bytes, fmt_percent, plain
 from memsweep.report.hotspots import FIX_SHARE
 from memsweep.report.needed import TOTAL, agents_text, label, needed_table, several_policies
-from memsweep.report.queries import several_worlds
+from memsweep.report.queries import selector, selector_text, several_worlds
 
 
 def change_label(c: Change, capital: bool = False) -> str:
@@ -127,6 +130,39 @@ def sentences(r: Remedies, policy: bool = False) -> str:
     return " ".join(said)
 
 
+def _rows(sel: dict, *config_ids: str) -> str:
+    """A filter of results/measurements.parquet that gives a figure's rows."""
+    ids = " or ".join(f"config_id={config_id}" for config_id in config_ids)
+    return f"{selector_text(sel)} {ids}"
+
+
+def sources(r: Remedies) -> list[tuple[str, str]]:
+    """Every number of :func:`sentences`, each with the rows it is read from (a peak: the
+    maximum of its rows; a part of several agents: its per-agent row × agents)."""
+    base = r.base["config_id"]
+    found = [(fmt_bytes(r.total), _rows(TOTAL.sel, base))]
+    if r.part is not None:
+        times = f" × {int(r.base['agents'])}" if r.part.sel["metric"] == "per_agent_bytes" else ""
+        found.append((fmt_bytes(r.part.value), _rows(r.part.sel, base) + times))
+        if r.part.key == "agents" and r.model_bytes:
+            found.append((fmt_bytes(r.model_bytes), _rows(MODEL, base)))
+    best = r.best
+    changed = [best] if best is not None else []
+    for c in [*changed, *r.futile]:
+        variant = c.variant["config_id"]
+        words = change_label(c)
+        found.append((f"{words}: {fmt_bytes(c.whole.variant)}", _rows(TOTAL.sel, variant)))
+        if c is best:
+            if c.part is not None and c.part.bytes is not None and r.part is not None:
+                found.append((f"{words}: its part", _rows(r.part.sel, base, variant)))
+            for metric in precision_cost(c) or {}:
+                sel = selector("precision", "step", metric, probes.REFERENCE)
+                found.append((f"{words}: {metric}", _rows(sel, base, variant)))
+            if c.time_ratio:
+                found.append((f"{words}: step time", _rows(SECONDS, base, variant)))
+    return found
+
+
 def glance(found: list[Remedies], configs: pd.DataFrame) -> Section:
     section = Section(text.GLANCE_TITLE)
     if not found:
@@ -134,6 +170,9 @@ def glance(found: list[Remedies], configs: pd.DataFrame) -> Section:
     policy = several_policies(configs)
     for r in found:
         section.text(sentences(r, policy))
+    section.text(text.GLANCE_SOURCES)
+    for r in found:
+        section.items([(f"{r.title}: {number}", rows) for number, rows in sources(r)])
     return section
 
 

@@ -144,6 +144,10 @@ GROWTH_JUMP = (
 
 # The first screen: per backend, its largest configuration in a few sentences.
 GLANCE_TITLE = "At a glance"
+GLANCE_SOURCES = (
+    "Where each number above comes from: the rows of results/measurements.parquet that "
+    "give it (filter by these columns; a peak is the maximum of its rows)."
+)
 GLANCE_NONE = "No configuration has a total footprint at or above vmhwm's resolution."
 CONFIG_WORDS = "{backend} · {storage} · {dtype} · G={grid} · {agents} · {sharing}"
 POLICY_WORDS = " · policy_len {policy_len}"
