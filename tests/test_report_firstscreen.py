@@ -21,6 +21,7 @@ from memsweep.report import (
     text,
 )
 from memsweep.report.changes import COSTS_MORE, NO_SAVING, NOT_COMPUTED, SAVES, judge
+from memsweep.report.document import anchor
 from memsweep.report.fixes import Saving
 from memsweep.report.formats import Unresolved, fmt_bytes, fmt_percent
 from memsweep.report.queries import Tables
@@ -254,10 +255,12 @@ def test_the_report_opens_with_the_glance_then_memory_needed(tmp_path):
     _, parts = build.build(frame, plan, pd.DataFrame({"probe": []}), tmp_path)
     assert [p.title for p in parts[:2]] == ["At a glance", "Memory needed"]
     glance = [content for kind, content in parts[0].blocks if kind == "text"]
-    assert [s.split(":")[0] for s in glance[:-1]] == ["lean", "pymdp-jax", "pymdp-numpy"]
-    # Then where each number comes from: a filter of the measurement rows, per backend.
-    assert glance[-1] == text.GLANCE_SOURCES
-    sourced = [content for kind, content in parts[0].blocks if kind == "items"]
+    assert [s.split(":")[0] for s in glance] == ["lean", "pymdp-jax", "pymdp-numpy"]
+    # It links the section that gives each number's rows: a filter per backend.
+    [(_, href)] = [content for kind, content in parts[0].blocks if kind == "link"]
+    [sources] = [p for p in parts if p.title == text.GLANCE_SOURCES_TITLE]
+    assert href == "#" + anchor(sources.title) == "#where-the-numbers-at-a-glance-come-from"
+    sourced = [content for kind, content in sources.blocks if kind == "items"]
     assert [items[0][0].split(":")[0] for items in sourced] == ["lean", "pymdp-jax", "pymdp-numpy"]
     assert all("config_id=" in rows and "metric=" in rows for items in sourced for _, rows in items)
     (needed_block,) = [content for kind, content in parts[1].blocks if kind == "table"]

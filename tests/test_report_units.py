@@ -397,7 +397,8 @@ def test_sections_come_in_order_and_say_what_each_probe_sees(tmp_path):
         "Predicted against measured memory",
         "Precision against memory", "Memory over steps", "Seed study claims",
         "Configurations not measured",
-        "Probe calibration on this machine", "Provenance", "Appendix: how to read the figures",
+        "Probe calibration on this machine", "Provenance",
+        "Where the numbers at a glance come from", "Appendix: how to read the figures",
     ]  # fmt: skip
     assert len(sections.SECTIONS) == len(top) + 1  # one release: no 'Across PyMDP releases'
     details = [p.title for p in parts if p.level == 3 and p.title[0].isdigit()]

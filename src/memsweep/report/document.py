@@ -29,6 +29,13 @@ class Table:
         return out
 
 
+def anchor(title: str) -> str:
+    """A section's anchor, as GitHub makes one from a Markdown heading (lower case, spaces
+    as hyphens, other punctuation dropped); the HTML page gives its headings the same."""
+    kept = "".join(ch for ch in title.lower() if ch.isalnum() or ch in " -_")
+    return kept.replace(" ", "-")
+
+
 @dataclass
 class Section:
     title: str
@@ -49,7 +56,8 @@ class Section:
         return self
 
     def link(self, text: str, href: str) -> Section:
-        """A link to a file beside the report (``href`` relative to the report's folder)."""
+        """A link to a file beside the report (``href`` relative to the report's folder),
+        or to a section of the report (``#`` and its :func:`anchor`)."""
         self.blocks.append(("link", (text, href)))
         return self
 

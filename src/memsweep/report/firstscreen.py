@@ -25,7 +25,7 @@ from memsweep.report.changes import (
     Remedies,
     precision_cost,
 )
-from memsweep.report.document import Section, Table
+from memsweep.report.document import Section, Table, anchor
 from memsweep.report.fixes import unavailable
 from memsweep.report.formats import fmt_bytes, fmt_percent, plain
 from memsweep.report.hotspots import FIX_SHARE
@@ -170,7 +170,13 @@ def glance(found: list[Remedies], configs: pd.DataFrame) -> Section:
     policy = several_policies(configs)
     for r in found:
         section.text(sentences(r, policy))
-    section.text(text.GLANCE_SOURCES)
+    return section.link(text.GLANCE_SOURCES_LINK, "#" + anchor(text.GLANCE_SOURCES_TITLE))
+
+
+def glance_sources(found: list[Remedies]) -> Section:
+    """Where each number of the first screen comes from (near the end: a reader checks
+    them, but should not have to read past them)."""
+    section = Section(text.GLANCE_SOURCES_TITLE).text(text.GLANCE_SOURCES)
     for r in found:
         section.items([(f"{r.title}: {number}", rows) for number, rows in sources(r)])
     return section

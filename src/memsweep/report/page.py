@@ -12,6 +12,8 @@ import base64
 import html
 from pathlib import Path
 
+from memsweep.report.document import anchor
+
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
        padding: 0 1em; color: #222; }
@@ -112,7 +114,7 @@ def render(title: str, sections) -> str:
     ]
     for section in sections:
         level = min(max(section.level, 2), 4)
-        parts.append(f"<h{level}>{esc(section.title)}</h{level}>")
+        parts.append(f'<h{level} id="{esc(anchor(section.title))}">{esc(section.title)}</h{level}>')
         for kind, content in section.blocks:
             if kind == "text":
                 parts.append(f"<p>{esc(content)}</p>")

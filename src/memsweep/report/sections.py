@@ -122,6 +122,10 @@ def glance(c: Context) -> Section:
     return firstscreen.glance(c.remedies, c.tables.configs)
 
 
+def glance_sources(c: Context) -> Section:
+    return firstscreen.glance_sources(c.remedies)
+
+
 def memory_needed(c: Context) -> Section:
     return firstscreen.needed(c.tables)
 
@@ -469,5 +473,6 @@ SECTIONS = (
     failures,
     calibration,
     provenance,
+    glance_sources,
     appendix,
 )

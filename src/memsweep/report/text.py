@@ -144,8 +144,12 @@ GROWTH_JUMP = (
 
 # The first screen: per backend, its largest configuration in a few sentences.
 GLANCE_TITLE = "At a glance"
+GLANCE_SOURCES_TITLE = "Where the numbers at a glance come from"
+GLANCE_SOURCES_LINK = (
+    "Each number above, and the rows of results/measurements.parquet it comes from"
+)
 GLANCE_SOURCES = (
-    "Where each number above comes from: the rows of results/measurements.parquet that "
+    "Each number of the first screen and the rows of results/measurements.parquet that "
     "give it (filter by these columns; a peak is the maximum of its rows)."
 )
 GLANCE_NONE = "No configuration has a total footprint at or above vmhwm's resolution."
