@@ -283,3 +283,16 @@ def test_a_report_of_two_worlds_names_them_and_draws_a_bar_each(tmp_path):
     changes_titles = [p.title for p in parts if p.level == 3 and p.title.startswith("pymdp")]
     assert "pymdp-numpy · grid" in changes_titles and f"pymdp-numpy · {CUE}" in changes_titles
     assert (tmp_path / "memory_breakdown.png").exists()
+
+
+def test_a_probe_blind_to_a_backend_fits_none_of_its_figures():
+    """tracemalloc does not see JAX's buffers: pymdp-jax's traced peaks get no exponent,
+    pymdp-numpy's do."""
+    rows = []
+    for backend in ("pymdp-numpy", "pymdp-jax"):
+        for g in (4, 8):
+            c = config(backend=backend, grid=g, agents=1)
+            rows.append(row(c, "summary", "all", "peak_bytes", "tracemalloc", g * g * 1e6))
+    table = fits.scaling_table(make_df(*rows))
+    assert list(table.backend) == ["pymdp-numpy"]
+    assert table.exponent_N.iloc[0] == pytest.approx(1.0)

@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from memsweep.harness import probes
+from memsweep.report.fixes import blind_probes
 from memsweep.report.queries import (
     CONFIG,
     FIX_AXES,
@@ -247,6 +248,8 @@ def scaling_table(frame: pd.DataFrame, resolution: Resolution | None = None) -> 
     for parts in SCALED:
         table = with_world(per_config(frame, selector(*parts), resolution))
         table = table[table.value.notna() & table.resolved.astype(bool)]
+        # A probe blind to a backend (tracemalloc to JAX's buffers) fits nothing of it.
+        table = table[~table.backend.map(lambda b, probe=parts[3]: probe in blind_probes(b))]
         if table.empty:
             continue
         slice_columns = [c for c in CONFIG if c in table and c not in SLICE_FREE]
