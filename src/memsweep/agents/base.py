@@ -120,22 +120,28 @@ class StoredModel:
         """Exact bytes of A, B, C and D, each summed over its arrays."""
         return {name: sum(map(_size, value)) for name, value in self.arrays().items()}
 
-    def array_nbytes(self) -> dict[str, int]:
-        """Exact bytes of every A[m] and B[f] on its own."""
-        return {
-            f"{name}[{index}]": _size(array)
-            for name in ("A", "B")
-            for index, array in enumerate(self.arrays()[name])
-        }
-
     def zero_fraction(self) -> dict[str, float]:
         return {name: _zeros(value) for name, value in self.arrays().items()}
 
+    @property
+    def several_arrays(self) -> bool:
+        """Whether A or B holds more than one array (a world of several modalities or
+        factors), so that each is worth a figure of its own."""
+        return len(self.As) > 1 or len(self.Bs) > 1
+
+    def array_nbytes(self) -> dict[str, int]:
+        """Exact bytes of every A[m] and B[f] on its own."""
+        return self._each_array(_size)
+
     def array_zero_fraction(self) -> dict[str, float]:
+        return self._each_array(_zeros)
+
+    def _each_array(self, measure) -> dict[str, float]:
+        arrays = self.arrays()
         return {
-            f"{name}[{index}]": _zeros(array)
+            f"{name}[{index}]": measure(array)
             for name in ("A", "B")
-            for index, array in enumerate(self.arrays()[name])
+            for index, array in enumerate(arrays[name])
         }
 
 

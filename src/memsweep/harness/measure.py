@@ -264,17 +264,15 @@ class Measurement:
         for reading in growth(self.baseline, built_model).values():
             record.add("build", "model", "growth_bytes", reading)
         self.model_bytes = self.model.nbytes()
-        for name, size in self.model_bytes.items():
+        sizes, fractions = self.model_bytes, self.model.zero_fraction()
+        if self.model.several_arrays:  # and each array of the world on its own
+            sizes = {**sizes, **self.model.array_nbytes()}
+            fractions = {**fractions, **self.model.array_zero_fraction()}
+        for name, size in sizes.items():
             record.add("model", name, "bytes", probes.Reading(size, probes.EXACT))
-        for name, fraction in self.model.zero_fraction().items():
+        for name, fraction in fractions.items():
             reading = probes.Reading(fraction, probes.EXACT, unit="1")
             record.add("model", name, "zero_fraction", reading)
-        if len(self.model.As) > 1 or len(self.model.Bs) > 1:  # each array of a factorised world
-            for name, size in self.model.array_nbytes().items():
-                record.add("model", name, "bytes", probes.Reading(size, probes.EXACT))
-            for name, fraction in self.model.array_zero_fraction().items():
-                reading = probes.Reading(fraction, probes.EXACT, unit="1")
-                record.add("model", name, "zero_fraction", reading)
 
         with probes.Window(self.kernel) as window:
             self.population = self.backend.build_agents(self.model, self.spec)

@@ -29,6 +29,9 @@ class Tracker:
 
     def __init__(self, reference: Reference):
         self.reference = reference
+        # Where each factor's q(s) starts and ends in the concatenated beliefs.
+        bounds = np.cumsum((0, *reference.factor_states))
+        self.factors = list(zip(bounds[:-1], bounds[1:], strict=True))
         self.steps = 0
         self.qs_error = self.kl = self.q_pi_error = 0.0
         self.agreements = 0
@@ -42,10 +45,8 @@ class Tracker:
         q_pi = np.asarray(beliefs.q_pi, dtype=np.float64)
         self.qs_error = max(self.qs_error, float(np.max(np.abs(qs - reference_qs))))
         # q(s) is one distribution per factor, their product the joint: its KL is the sum.
-        bounds = np.cumsum((0, *self.reference.factor_states))
         kl = sum(
-            kl_divergence(reference_qs[start:stop], qs[start:stop])
-            for start, stop in zip(bounds[:-1], bounds[1:], strict=True)
+            kl_divergence(reference_qs[start:stop], qs[start:stop]) for start, stop in self.factors
         )
         self.kl = max(self.kl, kl)
         self.q_pi_error = max(self.q_pi_error, float(np.max(np.abs(q_pi - self.reference.q_pi[t]))))

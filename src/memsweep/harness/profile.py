@@ -172,15 +172,16 @@ class HighWater:
         import memray
 
         self.reader = memray.FileReader(capture)
-        self.records = list(self.reader.get_high_watermark_allocation_records(merge_threads=True))
+        records = self.reader.get_high_watermark_allocation_records(merge_threads=True)
+        # The largest first, once: the sites symbolise the largest, the flame graph draws them.
+        self.records = sorted(records, key=lambda record: record.size, reverse=True)
         self.peak = self.reader.metadata.peak_memory
 
     def alive(self) -> list[sites.Site]:
         """Every site alive at the high-water mark, the largest first (the harness's own
         allocations left out: ``peak_bytes`` holds them)."""
         grouped: dict[str, list[int]] = {}
-        largest_first = sorted(self.records, key=lambda record: record.size, reverse=True)
-        for index, record in enumerate(largest_first):
+        for index, record in enumerate(self.records):
             site = site_of(record, native=index < NATIVE_STACKS)
             if site is None:
                 continue
@@ -192,7 +193,7 @@ class HighWater:
 
     def drawn(self) -> list:
         """The stacks the flame graph draws: the ``FLAME_STACKS`` largest."""
-        return sorted(self.records, key=lambda record: record.size, reverse=True)[:FLAME_STACKS]
+        return self.records[:FLAME_STACKS]
 
     def rows(self, job: Job, count: int = sites.TOP) -> list[dict]:
         """The profile's rows: memray's peak, the share of it the flame graph draws, then

@@ -18,7 +18,7 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replac
 from memsweep import agents as backends
 from memsweep.agents.base import PYMDP_PINNED, PYMDP_RELEASES, AgentSpec
 from memsweep.world import registry as worlds
-from memsweep.world.base import DEFAULT_WORLD, WorldSettings
+from memsweep.world.base import DEFAULT_WORLD, WorldSettings, settings_from
 from memsweep.world.checks import Checks
 from memsweep.world.gridworld import NOISE_KINDS, RANGES
 from memsweep.world.storage import DTYPES, FORMATS
@@ -140,14 +140,9 @@ class Job:
         return self.shape().states[0]
 
     def world_settings(self) -> WorldSettings:
-        return WorldSettings(
-            world=self.world,
-            grid=self.grid,
-            obs_noise=self.obs_noise,
-            noise_kind=self.noise_kind,
-            move_success=self.move_success,
-            seed=self.seed,
-        )
+        """Its world's settings (those it does not hold, e.g. the goal preference: the
+        world's default)."""
+        return settings_from(WorldSettings, self)
 
     def shape(self):
         """The shapes of its model's arrays (:class:`memsweep.world.base.ModelShape`)."""

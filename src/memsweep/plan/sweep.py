@@ -23,6 +23,7 @@ from memsweep.plan.jobs import (
 )
 from memsweep.plan.predict import ANALYTIC, predicted
 from memsweep.world import registry as worlds
+from memsweep.world.base import DEFAULT_WORLD
 from memsweep.world.model import ModelError
 
 # CORE_AXES (Job's axes) are the axes every sweep has, in the order of the output folders;
@@ -109,7 +110,9 @@ def jobs_from_config(config: dict) -> tuple[list[Job], tuple[str, ...]]:
 def check_worlds(jobs: list[Job]) -> None:
     """Refuse a config whose world is unknown, or whose own model (a user's) is malformed,
     before any job starts: each user model is built once per size and checked."""
-    for settings in dict.fromkeys(job.world_settings() for job in jobs if job.world != "grid"):
+    for settings in dict.fromkeys(
+        job.world_settings() for job in jobs if job.world != DEFAULT_WORLD
+    ):
         try:
             world = worlds.get(settings.world)
             if world.size_reason(settings) is None:
@@ -121,7 +124,7 @@ def check_worlds(jobs: list[Job]) -> None:
 def size_reason(job: Job, smallest_grid: int) -> str | None:
     """Why a world of one size does not run at ``job``'s grid: it runs at the sweep's
     smallest grid only (once, not once per grid)."""
-    if job.world == "grid" or job.grid == smallest_grid:
+    if job.world == DEFAULT_WORLD or job.grid == smallest_grid:
         return None
     fixed = worlds.get(job.world).fixed_size
     if fixed is None:

@@ -25,6 +25,7 @@ from memsweep.report.queries import (
     names_world,
     one_axis,
     selector,
+    several_worlds,
     with_world,
     world_of,
     worlds,
@@ -178,7 +179,7 @@ def several_policies(configs: pd.DataFrame) -> bool:
 def needed_table(tables: Tables) -> pd.DataFrame:
     """One row per measured configuration: its label, its id beside it, every part."""
     out, policy = [], several_policies(tables.configs)
-    several = len(worlds(tables.configs)) > 1
+    several = several_worlds(tables.configs)
     for _, config in order(tables.configs).iterrows():
         row = {"configuration": label(config, policy, several), "config": config["config_id"]}
         for part in PARTS:

@@ -13,12 +13,20 @@ from __future__ import annotations
 import functools
 import math
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import ClassVar, Protocol
 
 from memsweep.world.model import Model
 
 DEFAULT_WORLD = "grid"
+
+
+def settings_from(kind: type, source: object):
+    """A ``kind`` (a dataclass of settings) from ``source``'s attributes of the same names;
+    one ``source`` lacks keeps its default. Each setting is declared once, on its class."""
+    return kind(
+        **{f.name: getattr(source, f.name) for f in fields(kind) if hasattr(source, f.name)}
+    )
 
 
 @dataclass(frozen=True)

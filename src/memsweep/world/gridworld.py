@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from memsweep.world.base import ModelShape, World, WorldSettings
+from memsweep.world.base import ModelShape, World, WorldSettings, settings_from
 from memsweep.world.checks import Checks
 from memsweep.world.model import Model
 
@@ -155,14 +155,7 @@ class Environment:
 
 
 def grid_world(settings: WorldSettings) -> GridWorld:
-    return GridWorld(
-        grid=settings.grid,
-        obs_noise=settings.obs_noise,
-        noise_kind=settings.noise_kind,
-        move_success=settings.move_success,
-        goal_preference=settings.goal_preference,
-        seed=settings.seed,
-    )
+    return settings_from(GridWorld, settings)
 
 
 class Grid(World):
