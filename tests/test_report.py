@@ -377,6 +377,47 @@ def test_fit_recovers_a_power_law_with_per_group_intercepts():
     assert fit.low < 1.5 < fit.high and abs(fit.exponent - 1.5) < 0.02
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "k"),
+    [(3e7, 80.0, 2.0), (1.0, -5.0, -1.0), (-5e5, 1e3, 1.5), (2e6, 4e5, 0.5)],
+)
+def test_law_recovers_its_parameters_on_either_side_of_zero(a, b, k):
+    """A floor plus a power, with exponents of both signs (the cost has a basin on each
+    side of k = 0): the fit finds the law that made the points, to rounding."""
+    x = np.array([25, 100, 225, 400, 900], float)
+    law = fits.fit_law(x, a + b * x**k)
+    assert law.k == pytest.approx(k, abs=1e-6)
+    assert law.a == pytest.approx(a, rel=1e-6, abs=1e-6)
+    assert law.b == pytest.approx(b, rel=1e-6)
+
+
+def test_law_interval_is_scipys_and_covers_the_truth():
+    """On noisy points the fit's minimum and its exponent's interval agree with scipy's
+    general least squares (curve_fit, started at the truth), and the interval holds the
+    exponent that made the points."""
+    from scipy import optimize
+
+    x = np.array([25, 100, 225, 400, 625, 900], float)
+    noise = np.random.default_rng(1).normal(0, 0.01, len(x))
+    y = (3e7 + 80 * x**2) * (1 + noise)
+    law = fits.fit_law(x, y)
+    found, covariance = optimize.curve_fit(
+        lambda n, a, b, k: a + b * n**k, x, y, p0=[3e7, 80, 2], method="trf", jac="3-point"
+    )
+    assert law.k == pytest.approx(found[2], abs=1e-4)
+    low, high = law.k_interval()
+    assert low < 2.0 < high
+    assert high - low == pytest.approx(2 * law.t * np.sqrt(covariance[2, 2]), rel=0.05)
+
+
+def test_law_needs_three_distinct_sizes():
+    assert fits.fit_law([25, 25, 100, 100], [1.0, 1.0, 2.0, 2.0]) is None
+    assert fits.fit_law([25, 100, 400], [1.0, 2.0, 5.0]).k_interval() == (
+        pytest.approx(np.nan, nan_ok=True),
+        pytest.approx(np.nan, nan_ok=True),
+    )
+
+
 def test_pareto_front_keeps_only_undominated_points():
     points = pd.DataFrame({"mb": [1, 2, 3, 4], "error": [0.5, 0.1, 0.2, 0.0]})
     front = pareto.pareto(points, "mb", "error")

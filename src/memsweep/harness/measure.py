@@ -21,19 +21,22 @@ this order (every later figure is above the post-import baseline):
 9. ``sites`` (rows of phase ``build``): where the build's bytes were allocated, from a
    second build of the model and the agents traced with deep stacks.
 
-Levels are read after ``gc.collect()``; every value names its probe (the registry in
+Levels are read after ``gc.collect()``, which skips the objects alive at the baseline
+(frozen: :meth:`Measurement.freeze_baseline`); every value names its probe (the registry in
 :mod:`memsweep.harness.probes`).
 """
 
 from __future__ import annotations
 
 import datetime
+import gc
 import math
 import os
 import platform
 import resource
 import socket
 import statistics
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -179,18 +182,21 @@ class Measurement:
 
     def run(self):
         self.imports()
-        self.set_baseline()
-        self.build()
-        with self.gc_monitor:
-            self.first_call()
-            self.steps()
-        self.gc_rows()
-        self.growth_slopes()
-        self.summary()
-        self.precision()
-        self.compiled_plans()
-        self.cleanup()
-        self.allocation_sites()
+        try:
+            self.set_baseline()
+            self.build()
+            with self.gc_monitor:
+                self.first_call()
+                self.steps()
+            self.gc_rows()
+            self.growth_slopes()
+            self.summary()
+            self.precision()
+            self.compiled_plans()
+            self.cleanup()
+            self.allocation_sites()
+        finally:
+            gc.unfreeze()  # see freeze_baseline
         return self.record.table()
 
     # 1. import ---------------------------------------------------------------------
@@ -239,12 +245,32 @@ class Measurement:
         self.record.reserve(self.job.repeats * self.job.steps * ROWS_PER_STEP)
         self.heap = probes.Heap().start()
         self.baseline = levels()
+        self.freeze_baseline()
         if self.kernel.available:
             self.kernel.restart()
         # Just after its reset the kernel's peak is the resident set: the baseline of the
         # summary's peak, read by the same probe (unavailable, with why, where it is).
         self.baseline_resident = self.kernel.read()
         self.heap.restart()
+
+    def freeze_baseline(self) -> None:
+        """Move every object alive at the baseline out of the collector's sight.
+
+        The libraries' objects (JAX's alone are a million) are alive for the process's
+        life, and each full collection traverses them: 110-175 ms each, ~20 of them a job
+        between readings. Frozen (``gc.freeze``: no memory moves, nothing is freed or
+        allocated), they are skipped, and a collection sees what the model, the agents and
+        their calls made. The agents' own collections skip them too: their gc rows count
+        the agents' objects. What one full collection over the baseline's objects costs
+        is its own row (``gc/baseline``), once, from the collection made just before.
+        """
+        started = time.perf_counter()
+        gc.collect()
+        pause = time.perf_counter() - started
+        gc.freeze()
+        self.record.add("gc", "baseline", "full_collection_seconds", seconds(pause))
+        frozen = probes.Reading(gc.get_freeze_count(), probes.GC, unit="count")
+        self.record.add("gc", "baseline", "frozen_objects", frozen)
 
     # 2. build ----------------------------------------------------------------------
     def world_model(self):

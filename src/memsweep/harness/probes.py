@@ -174,7 +174,10 @@ class XlaMemoryAnalysis(Probe):
 @register
 class GcCallbacks(Probe):
     name = "gc_callbacks"
-    sees = "collections per generation and their pause time"
+    sees = (
+        "collections per generation and their pause time (gc.callbacks); the objects "
+        "frozen at the baseline (gc.get_freeze_count)"
+    )
     unit = "count"
 
 

@@ -20,6 +20,7 @@ that neither allocates nor belongs to C++'s plumbing (``std``, ``absl``, ``tsl``
 protobuf): ``<native> xla::CpuPjRtRawLoadedExecutable::Execute``. The flame graph
 (memray's, offline HTML, native frames included) shows the ``FLAME_STACKS`` largest
 stacks alive at the peak; ``flamegraph_fraction`` says what share of the peak they hold.
+Beyond the ``SITE_STACKS`` largest stacks, the smaller ones share one site (``SMALLER``).
 
 :func:`targets` picks the configurations a sweep profiles (the workflow's checkpoint).
 """
@@ -51,9 +52,14 @@ _CALL = re.compile(r"(?<![\w:])[\w:]++(?=\()")
 _ALLOCATING = re.compile(r"alloc|malloc|operator new|mmap", re.IGNORECASE)
 _PLUMBING = ("std::", "__gnu_cxx::", "absl::", "tsl::", "Eigen::", "google::protobuf::")
 # Stacks the flame graph draws, the largest first: memray builds it in Python, and a JAX
-# job holds ~230,000 stacks at its peak (80 s for all of them, 4 s for these, ~96 % of
+# job holds ~260,000 stacks at its peak (80 s for all of them, 3 s for these, ~94 % of
 # the bytes); a numpy job holds fewer, all drawn.
-FLAME_STACKS = 10_000
+FLAME_STACKS = 5_000
+# Stacks given a site, the largest first: reading a record's Python stack costs ~20 µs,
+# 5 s for all of a JAX job's. The largest 50,000 hold ~97 % of its bytes; the smaller
+# ones share one site, ``SMALLER``, whose bytes stay counted.
+SITE_STACKS = 50_000
+SMALLER = "smaller stacks, not attributed"  # the harness's own small ones among them
 # Native-only stacks named by their native function, the largest first: symbolising a
 # native stack is the slow part of reading a capture (PyMDP's cue-chaining world under
 # JAX holds hundreds of thousands at its peak: over 15 minutes for all of them). The
@@ -182,7 +188,9 @@ class HighWater:
         allocations left out: ``peak_bytes`` holds them)."""
         grouped: dict[str, list[int]] = {}
         for index, record in enumerate(self.records):
-            site = site_of(record, native=index < NATIVE_STACKS)
+            site = SMALLER
+            if index < SITE_STACKS:
+                site = site_of(record, native=index < NATIVE_STACKS)
             if site is None:
                 continue
             totals = grouped.setdefault(site, [0, 0])

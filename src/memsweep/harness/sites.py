@@ -58,13 +58,17 @@ def relative(filename: str) -> str:
     name where none does (no absolute path leaves the process)."""
     path = Path(filename).resolve()
     best = None
-    for entry in sys.path:
-        if not entry:
-            continue
-        root = Path(entry).resolve()
+    for root in _roots(tuple(sys.path)):
         if path.is_relative_to(root) and (best is None or len(root.parts) > len(best.parts)):
             best = root
     return (path.relative_to(best) if best else Path(path.name)).as_posix()
+
+
+@functools.cache
+def _roots(entries: tuple[str, ...]) -> tuple[Path, ...]:
+    """The ``sys.path`` entries resolved, once per ``sys.path`` (a resolution is a system
+    call per path component; a JAX job names some hundred files)."""
+    return tuple(Path(entry).resolve() for entry in entries if entry)
 
 
 @functools.cache

@@ -37,7 +37,9 @@ def label(row, world: bool = False) -> str:
 
 
 def save(fig, path: Path) -> Path:
-    fig.tight_layout()
+    # The tight layout as an engine runs within savefig's one drawing of the figure;
+    # fig.tight_layout() draws it once more first (half of a figure's time).
+    fig.set_layout_engine("tight")
     fig.savefig(path, dpi=110)
     pyplot().close(fig)
     return path

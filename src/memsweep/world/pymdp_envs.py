@@ -14,12 +14,38 @@ reads its arrays from the reference's file.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
+
 import numpy as np
 
 from memsweep.world.base import ModelShape, World, WorldSettings
 from memsweep.world.model import Model
 
 ACTIONS = 5  # every grid here: up, down, left, right, stay (PyMDP's orders differ)
+
+
+def pymdp_env(module: str, name: str):
+    """``pymdp.envs.<module>.<name>``, without running ``pymdp/envs/__init__.py`` where
+    it is not run yet.
+
+    That ``__init__`` imports every environment, the T-maze's among them, whose module
+    rotates three images with scipy.ndimage as it is imported: 7.5 s on one core, which
+    only the T-maze uses. The package's module stands in ``sys.modules`` unexecuted while
+    the one environment module is imported, and is taken out again, so that a later
+    ``import pymdp.envs`` runs it whole.
+    """
+    package = "pymdp.envs"
+    if package in sys.modules:
+        return getattr(importlib.import_module(f"{package}.{module}"), name)
+    stand_in = importlib.util.module_from_spec(importlib.util.find_spec(package))
+    sys.modules[package] = stand_in
+    try:
+        return getattr(importlib.import_module(f"{package}.{module}"), name)
+    finally:
+        if sys.modules.get(package) is stand_in:
+            del sys.modules[package]
 
 
 def _model(env, preferences: list[np.ndarray]) -> Model:
@@ -47,9 +73,7 @@ class PymdpGrid(World):
     about = "PyMDP's GridWorld on a G×G grid: one factor of G² cells, identity A, 5 actions"
 
     def model(self, settings: WorldSettings) -> Model:
-        from pymdp.envs import GridWorld
-
-        env = GridWorld(shape=(settings.grid, settings.grid))
+        env = pymdp_env("grid_world", "GridWorld")(shape=(settings.grid, settings.grid))
         n = settings.grid**2
         c = np.zeros(n)
         c[n - 1] = settings.goal_preference
@@ -113,9 +137,7 @@ class CueChaining(World):
         return None
 
     def model(self, settings: WorldSettings) -> Model:
-        from pymdp.envs import CueChainingEnv
-
-        env = CueChainingEnv(**cue_chaining_layout(settings.grid))
+        env = pymdp_env("cue_chaining", "CueChainingEnv")(**cue_chaining_layout(settings.grid))
         preferences = [np.zeros(np.shape(a)[0]) for a in env.A]
         preferences[3][1], preferences[3][2] = settings.goal_preference, -settings.goal_preference
         return _model(env, preferences)
@@ -148,9 +170,7 @@ class TMazeWorld(World):
     fixed_size = "PyMDP's T-maze has a fixed size (5 locations, 2 reward conditions)"
 
     def model(self, settings: WorldSettings) -> Model:
-        from pymdp.envs import TMaze
-
-        env = TMaze()
+        env = pymdp_env("tmaze", "TMaze")()
         preferences = [np.zeros(np.shape(a)[0]) for a in env.A]
         preferences[1][1], preferences[1][2] = settings.goal_preference, -settings.goal_preference
         return _model(env, preferences)
