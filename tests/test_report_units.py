@@ -177,6 +177,14 @@ def test_blind_probes_come_from_the_backends():
     assert fixes.blind("tracemalloc", pd.Series(config(backend="not-installed"))) == ""
 
 
+def test_a_figure_draws_no_line_of_a_probe_blind_to_its_backend():
+    """tracemalloc's panels leave out pymdp-jax (its arrays live in XLA's buffers); a
+    probe that sees every backend keeps them all."""
+    table = pd.DataFrame({"backend": ["pymdp-jax", "lean", "pymdp-numpy"], "value": [1, 2, 3]})
+    assert list(figures._seen_by(table, probes.TRACEMALLOC).backend) == ["lean", "pymdp-numpy"]
+    assert list(figures._seen_by(table, probes.ANON).backend) == list(table.backend)
+
+
 # Fits ---------------------------------------------------------------------------------
 
 

@@ -270,3 +270,16 @@ def test_profile_paths_mirror_the_measurements(tmp_path):
     targets.write_text("".join(f"{p}\n" for p in sorted(paths.values())[:1]))
     chosen = sorted(paths.values())[0]
     assert pipeline.profile_files(targets) == [chosen, chosen.removesuffix(".parquet") + ".html"]
+
+
+def test_a_comprehensions_line_has_one_name_for_either_probe():
+    """memray's frame names a list comprehension ``<listcomp>``, tracemalloc's carries no
+    name: both name the line by the function that holds it (``pymdp_numpy.py``'s private
+    copies are a comprehension in ``arrays``)."""
+    from memsweep.agents import pymdp_numpy
+
+    source, start = inspect.getsourcelines(pymdp_numpy)
+    line = next(i for i, text in enumerate(source, start) if "[a.copy() for a in" in text)
+    as_memray = sites.name(pymdp_numpy.__file__, line, "<listcomp>")
+    assert as_memray == sites.name(pymdp_numpy.__file__, line)
+    assert "<listcomp>" not in as_memray

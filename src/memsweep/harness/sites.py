@@ -111,8 +111,12 @@ def function_at(filename: str, lineno: int) -> str:
 
 
 def name(filename: str, lineno: int, function: str | None = None) -> str:
-    """A site's name: ``file:line (function)``, the function looked up when not given."""
-    function = function or function_at(filename, lineno)
+    """A site's name: ``file:line (function)``, the function looked up when not given or
+    when a frame names a comprehension's (``<listcomp>``: memray's frames do, tracemalloc's
+    carry none), so that one line has one name whichever probe found it."""
+    if not function or function.startswith("<"):
+        found = function_at(filename, lineno)
+        function = found if found != "<module>" or not function else function
     return f"{relative(filename)}:{lineno} ({function})"
 
 

@@ -128,6 +128,11 @@ def key(backend: str, world: str | None = None) -> str:
     return f"{backend} · {world}"
 
 
+def job_key(job) -> str:
+    """A job's predictor key (:func:`key`): its backend and its world."""
+    return key(job.backend, job.world)
+
+
 def total(parts: dict[str, Part]) -> Part:
     """The sum of the parts, with the interval's ends summed too: the consumers are fitted
     on the same jobs, so no cancellation between their errors is assumed."""

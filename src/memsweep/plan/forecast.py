@@ -61,9 +61,7 @@ def peak_of(predictor: fitted.Predictor | None, upper: bool = False) -> Callable
         return predict.predict_mb
 
     def peak(job: Job) -> float:
-        total = fitted.total(
-            predictor.parts(fitted.key(job.backend, job.world), predict.sizes(job))
-        )
+        total = fitted.total(predictor.parts(fitted.job_key(job), predict.sizes(job)))
         return total.high if upper else total.mb
 
     return peak
@@ -96,7 +94,7 @@ def describe_job(job: Job) -> str:
 
 def fitted_lines(job: Job, predictor: fitted.Predictor) -> list[str]:
     sizes = predict.sizes(job)
-    key = fitted.key(job.backend, job.world)
+    key = fitted.job_key(job)
     parts = predictor.parts(key, sizes)
     measured = (predictor.measured or {}).get(key, {})
     grids = ", ".join(map(str, measured.get("grids", [])))
@@ -115,7 +113,7 @@ def fitted_lines(job: Job, predictor: fitted.Predictor) -> list[str]:
         )
     whole = fitted.total(parts)
     lines.append(f"  {'peak':<9} {'(the sum)':<42} {'':>12} {whole.mb:>13.1f}  {_interval(whole)}")
-    fits = predictor.fits[fitted.key(job.backend, job.world)]
+    fits = predictor.fits[fitted.job_key(job)]
     beyond = [n for n in parts if n != "fixed" and fits[n].extrapolates(sizes[n])]
     if beyond:
         lines.append(f"  note: x beyond the measured range for {', '.join(beyond)}: extrapolated")
@@ -170,7 +168,7 @@ def text(options: dict, predictor_path: str | None, fit_in: str | None) -> str:
     if predictor is None and predictor_path is not None:
         raise ValueError(f"--predictor {predictor_path}: no such file")
     lines = [describe_job(job)]
-    if predictor is not None and predictor.covers(fitted.key(job.backend, job.world)):
+    if predictor is not None and predictor.covers(fitted.job_key(job)):
         lines += fitted_lines(job, predictor)
     else:
         reason = (

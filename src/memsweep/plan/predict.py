@@ -104,7 +104,7 @@ def sizes(job: Job) -> dict[str, float]:
 def predicted(job: Job, predictor: fitted.Predictor | None = None) -> tuple[float, str]:
     """The job's predicted peak (MB) and what gave it: the fit where ``predictor`` covers
     its backend, else the analytic formula (:func:`predict_mb`)."""
-    key = fitted.key(job.backend, job.world)
+    key = fitted.job_key(job)
     if predictor is not None and predictor.covers(key):
         return predictor.peak_mb(key, sizes(job)), FITTED
     return predict_mb(job), ANALYTIC

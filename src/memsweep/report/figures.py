@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from memsweep.harness import probes
+from memsweep.report.fixes import blind_probes
 from memsweep.report.pareto import pareto, precision_points
 from memsweep.report.plotting import (
     empty,
@@ -92,11 +93,18 @@ def _one_agent(table: pd.DataFrame) -> pd.DataFrame:
     return table[table.sharing == preferred]
 
 
+def _seen_by(table: pd.DataFrame, probe: str) -> pd.DataFrame:
+    """The rows of backends ``probe`` can see: a blind probe's reading of a backend (JAX's
+    arrays under tracemalloc) is no figure of its memory, and draws no line."""
+    return table[[probe not in blind_probes(backend) for backend in table.backend]]
+
+
 def _probe_panels(path: Path, probes_here, table_of, draw) -> Path:
-    """One panel per probe: ``draw(ax, probe, table)`` with the table ``table_of(probe)``."""
+    """One panel per probe: ``draw(ax, probe, table)`` with the table ``table_of(probe)``,
+    less the backends the probe is blind to."""
     fig, axes = panels(len(probes_here))
     for ax, probe in zip(axes[0], probes_here, strict=True):
-        table = table_of(probe)
+        table = _seen_by(table_of(probe), probe)
         if table.empty:
             empty(ax)
             continue
