@@ -283,3 +283,33 @@ def test_a_comprehensions_line_has_one_name_for_either_probe():
     as_memray = sites.name(pymdp_numpy.__file__, line, "<listcomp>")
     assert as_memray == sites.name(pymdp_numpy.__file__, line)
     assert "<listcomp>" not in as_memray
+
+
+class _Record:
+    """A stand-in for one of memray's records: its Python stack by ``stack_id``."""
+
+    reads = 0
+
+    def __init__(self, stack_id, stack, native=()):
+        self.stack_id, self._stack, self._native = stack_id, stack, native
+
+    def stack_trace(self):
+        _Record.reads += 1
+        return self._stack
+
+    def hybrid_stack_trace(self):
+        return [(frame, "", 0) for frame in self._native]
+
+
+def test_a_python_stack_is_read_once_per_memray_stack_id():
+    """Records that share a ``stack_id`` share their Python stack: it is read once and
+    gives each the same site; a native-only stack is named by its native frames."""
+    pymdp_file = str(Path(np.__file__).parents[1] / "pymdp" / "agent.py")
+    stack = [("asarray", np.__file__, 10), ("__init__", pymdp_file, 263)]
+    records = [_Record(7, stack), _Record(7, stack), _Record(0, [], ["xla::Execute(int)"])]
+    known, _Record.reads = {}, 0
+    found = [profile.site_of(record, known=known) for record in records]
+    assert found[0] == found[1] == "pymdp/agent.py:263 (__init__)"
+    assert found[2] == "<native> xla::Execute"
+    assert _Record.reads == 2  # once for id 7, once for the native-only record
+    assert profile.site_of(records[2], native=False, known=known) == profile.UNNAMED

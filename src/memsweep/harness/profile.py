@@ -23,7 +23,6 @@ that neither allocates nor belongs to C++'s plumbing (``std``, ``absl``, ``tsl``
 protobuf): ``<native> xla::CpuPjRtRawLoadedExecutable::Execute``. The flame graph
 (memray's, offline HTML, native frames included) shows the ``FLAME_STACKS`` largest
 stacks alive at the peak; ``flamegraph_fraction`` says what share of the peak they hold.
-Beyond the ``SITE_STACKS`` largest stacks, the smaller ones share one site (``SMALLER``).
 
 :func:`targets` picks the configurations a sweep profiles (the workflow's checkpoint).
 """
@@ -58,11 +57,6 @@ _PLUMBING = ("std::", "__gnu_cxx::", "absl::", "tsl::", "Eigen::", "google::prot
 # job holds ~260,000 stacks at its peak (80 s for all of them, 3 s for these, ~94 % of
 # the bytes); a numpy job holds fewer, all drawn.
 FLAME_STACKS = 5_000
-# Stacks given a site, the largest first: reading a record's Python stack costs ~20 µs,
-# 5 s for all of a JAX job's. The largest 50,000 hold ~97 % of its bytes; the smaller
-# ones share one site, ``SMALLER``, whose bytes stay counted.
-SITE_STACKS = 50_000
-SMALLER = "smaller stacks, not attributed"  # the harness's own small ones among them
 # Native-only stacks named by their native function, the largest first: symbolising a
 # native stack is the slow part of reading a capture (PyMDP's cue-chaining world under
 # JAX holds hundreds of thousands at its peak: over 15 minutes for all of them). The
@@ -141,17 +135,35 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Reading the capture --------------------------------------------------------------------------
-def site_of(record, native: bool = True) -> str | None:
-    """The site of one of memray's records (see the module's docstring); None for the
-    harness's own allocations (its records, its probes' readings), left out of the sites.
-    ``native`` False: a native-only stack is not symbolised (:data:`UNNAMED`)."""
-    stack = record.stack_trace()  # Python frames, the most recent first
+_NO_PYTHON = "no Python frame"  # a stack of native frames only (XLA's, BLAS's threads)
+
+
+def python_site(stack) -> str | None:
+    """The site of a Python stack (most recent frame first): the first frame outside the
+    libraries; None for the harness's own; :data:`_NO_PYTHON` for an empty stack."""
     for function, filename, lineno in stack:
         if not sites.is_library(filename):
             return None if sites.is_harness(filename) else sites.name(filename, lineno, function)
     if stack:
         function, filename, lineno = stack[-1]
         return sites.name(filename, lineno, function) + " [library frames only]"
+    return _NO_PYTHON
+
+
+def site_of(record, native: bool = True, known: dict | None = None) -> str | None:
+    """The site of one of memray's records (see the module's docstring); None for the
+    harness's own allocations (its records, its probes' readings), left out of the sites.
+    ``native`` False: a native-only stack is not symbolised (:data:`UNNAMED`). ``known``:
+    the Python sites found so far, by memray's ``stack_id`` (one id, one Python stack: a
+    JAX capture's 260,000 records share ~2,000, and reading a stack costs ~20 µs)."""
+    if known is not None and record.stack_id in known:
+        site = known[record.stack_id]
+    else:
+        site = python_site(record.stack_trace())
+        if known is not None:
+            known[record.stack_id] = site
+    if site != _NO_PYTHON:
+        return site
     if not native:
         return UNNAMED
     return "<native> " + native_function(name for name, _, _ in record.hybrid_stack_trace())
@@ -192,10 +204,9 @@ class HighWater:
         """Every site alive at the high-water mark, the largest first (the harness's own
         allocations left out: ``peak_bytes`` holds them)."""
         grouped: dict[str, list[int]] = {}
+        known: dict[int, str | None] = {}
         for index, record in enumerate(self.records):
-            site = SMALLER
-            if index < SITE_STACKS:
-                site = site_of(record, native=index < NATIVE_STACKS)
+            site = site_of(record, native=index < NATIVE_STACKS, known=known)
             if site is None:
                 continue
             totals = grouped.setdefault(site, [0, 0])

@@ -48,10 +48,8 @@ from memsweep.report.queries import (
     mark,
     several_worlds,
     with_world,
-    world_of,
 )
 from memsweep.results.aggregate import failures_table
-from memsweep.world.base import DEFAULT_WORLD
 
 PROVENANCE = ("memsweep_version", "pymdp_version", "numpy_version", "scipy_version",
               "jax_version", "python_version", "platform", "hostname")  # fmt: skip
@@ -236,13 +234,7 @@ def _sites(rows: pd.DataFrame, metric: str, probe: str) -> pd.DataFrame:
 
 def _profile(c: Context, rows: pd.DataFrame) -> Section:
     first = rows.iloc[0]
-    axes = ("storage", "dtype", "grid", "agents", "sharing")
-    setting = ", ".join(f"{axis} {first[axis]}" for axis in axes)
-    if world_of(first) != DEFAULT_WORLD:
-        setting += f", world {world_of(first)}"
-    title = text.PROFILE_TITLE.format(
-        backend=first.backend, config_id=first.config_id, setting=setting
-    )
+    title = text.PROFILE_TITLE.format(label=label(first), config_id=first.config_id)
     section = Section(title, level=3)
     if (rows.status == "failed").any():
         return section.text(text.PROFILE_FAILED.format(reason=rows.reason.dropna().iloc[0]))

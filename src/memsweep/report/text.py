@@ -55,7 +55,7 @@ PROFILES = (
     "more after the job, with deep stacks): what the build keeps, per site."
 )
 NO_PROFILES = "No configuration was profiled (memsweep profile; the workflow's profile rule)."
-PROFILE_TITLE = "{backend}: {config_id} ({setting})"
+PROFILE_TITLE = "{label} (`{config_id}`)"
 PROFILE_FAILED = "The profile failed: {reason}"
 FLAMEGRAPH_LINK = "memray's flame graph of the heap at its high-water mark"
 PROFILE_SITES = "Alive at the heap's high-water mark, by site (the largest sites):"
