@@ -66,13 +66,24 @@ class Hotspot:
         return self.fix_under(self.probe)
 
     def fix_under(self, probe: str) -> Fix | None:
-        """The one-axis variant that saves most under ``probe``, if any saves."""
+        """The one-axis variant that saves most under ``probe``, if any saves: a change
+        within the backend (sharing, dtype, storage, depth) before a switch of backend,
+        which a user makes last; never one that makes the whole resident footprint worse."""
         saving = [
             f
             for f in self.fixes
-            if probe in f.saving and (f.saving[probe].fraction or 0) >= FIX_SHARE
+            if probe in f.saving
+            and (f.saving[probe].fraction or 0) >= FIX_SHARE
+            and not _worsens_footprint(f)
         ]
-        return max(saving, key=lambda f: f.saving[probe].bytes, default=None)
+        within = [f for f in saving if f.axis != "backend"]
+        return max(within or saving, key=lambda f: f.saving[probe].bytes, default=None)
+
+
+def _worsens_footprint(fix: Fix) -> bool:
+    """Whether a fix raises the whole process's resident peak (by any amount it resolves)."""
+    whole = fix.footprint.get("resident")
+    return whole is not None and whole.bytes is not None and whole.bytes < 0
 
 
 def ranking_probes(frame: pd.DataFrame) -> tuple[str, ...]:

@@ -113,6 +113,9 @@ def _top_item(h: hotspots.Hotspot, world: bool = False) -> str:
         item += text.TOP_FIX.format(
             fix=h.fix.label(), share=fmt_percent(h.fix.saving[h.probe].fraction)
         )
+        whole = h.fix.footprint.get("resident")
+        if whole is not None and whole.fraction is not None:
+            item += text.TOP_FIX_WHOLE.format(whole=fmt_percent(whole.fraction))
     return item
 
 

@@ -26,7 +26,8 @@ HOW_TO_READ = (
 )
 PROBE_SEES = "{name}: {sees}."
 TOP_ITEM = "{what} — {value} [{probe}], rank {rank} under {probe}, in {label} ({config_id})"
-TOP_FIX = "; fix {fix} saves {share}"
+TOP_FIX = "; fix {fix} saves {share} of it"
+TOP_FIX_WHOLE = " ({whole} of the whole footprint [vmhwm])"
 
 RANKING = (
     "One table per ranking probe: the hotspots that probe ranks, ordered by that probe's "
