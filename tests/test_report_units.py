@@ -561,3 +561,13 @@ def test_memory_over_steps_shows_jumps_apart_from_steady_growth():
     ]  # fmt: skip
     assert table.configuration.tolist() == ["lean · dense · float64 · G=8 · 4 agents · private"]
     assert [fmt_bytes(v) for v in table.iloc[0, 1:]] == ["24 MB", "< 1 MB"]
+
+
+def test_the_figures_drawn_beside_raise_the_childs_error(tmp_path):
+    """The figures are drawn in a child process while the sections are built: its paths
+    are known at once, and a drawing that fails fails the report, with the child's
+    error, never a report whose figures are missing."""
+    with pytest.raises(RuntimeError, match="drawing the figures failed"):
+        with figures.drawn_beside(None, None, tmp_path / "figures") as drawn:
+            assert set(drawn) == set(figures.REGISTRY)
+    assert not any((tmp_path / "figures").glob("*.png"))

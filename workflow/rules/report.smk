@@ -57,5 +57,7 @@ rule report:
     localrule: True
     conda:
         ENV
+    # Two processes: the figures are drawn in one beside the sections (report/figures.py).
+    threads: 2
     script:
         "../scripts/report.py"

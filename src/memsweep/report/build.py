@@ -49,19 +49,22 @@ def build(
     resolution = calibrated.resolution(calibration)  # figures below it are marked, not used
     frame = with_world(frame)  # a table from before the world column: the default world's
     prediction = prediction_table(frame, plan, resolution) if not plan.empty else pd.DataFrame()
-    context = Context(
-        frame=frame,
-        plan=plan,
-        calibration=calibration,
-        ranked=hotspots.rank(frame, plan, resolution),
-        prediction=prediction,
-        figures=figures.write_all(frame, prediction, figure_dir),
-        failures=failures,
-        profiles=profiles if profiles is not None else pd.DataFrame(),
-        comparison=comparison,
-    )
-    made = (section(context) for section in SECTIONS)  # None: a section that does not apply
-    return text.TITLE, [part for section in made if section is not None for part in section.flat()]
+    # The figures are drawn beside the sections, which need only their paths.
+    with figures.drawn_beside(frame, prediction, figure_dir) as drawn:
+        context = Context(
+            frame=frame,
+            plan=plan,
+            calibration=calibration,
+            ranked=hotspots.rank(frame, plan, resolution),
+            prediction=prediction,
+            figures=drawn,
+            failures=failures,
+            profiles=profiles if profiles is not None else pd.DataFrame(),
+            comparison=comparison,
+        )
+        made = (section(context) for section in SECTIONS)  # None: a section that does not apply
+        parts = [part for section in made if section is not None for part in section.flat()]
+    return text.TITLE, parts
 
 
 def write(

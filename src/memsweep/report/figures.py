@@ -10,6 +10,7 @@ Every panel shows one probe: figures of different probes never share an axis.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -315,15 +316,49 @@ def predicted_vs_measured(prediction: pd.DataFrame, path: Path) -> Path:
     return save(fig, path)
 
 
+def paths(folder) -> dict[str, Path]:
+    """Where :func:`write_all` draws each registered figure (name -> path)."""
+    return {name: Path(folder) / f"{name}.png" for name in REGISTRY}
+
+
 def write_all(frame: pd.DataFrame, prediction: pd.DataFrame, folder) -> dict[str, Path]:
     """Every registered figure into ``folder``; returns name -> path."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    Path(folder).mkdir(parents=True, exist_ok=True)
     tables = {"frame": frame, "prediction": prediction}
     return {
-        name: entry.draw(tables[entry.source], folder / f"{name}.png")
-        for name, entry in REGISTRY.items()
+        name: REGISTRY[name].draw(tables[REGISTRY[name].source], path)
+        for name, path in paths(folder).items()
     }
+
+
+@contextlib.contextmanager
+def drawn_beside(frame: pd.DataFrame, prediction: pd.DataFrame, folder):
+    """:func:`write_all` in a process of its own while the caller goes on; yields the
+    figures' paths, and on leaving waits for them (raising the child's error, if any).
+
+    Matplotlib's drawing is a third of a report's time, and the sections that name the
+    figures need only their paths. The child is ``python -m memsweep.report.figures
+    --draw``, handed the tables pickled (exact, dtypes included): not a fork, which would
+    copy this process's libraries' threads, and not multiprocessing's ``spawn``, which
+    runs the parent's main script again (under Snakemake, the report rule's script).
+    """
+    import pickle
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="memsweep-figures-") as scratch:
+        tables = Path(scratch) / "tables.pickle"
+        tables.write_bytes(pickle.dumps((frame, prediction)))
+        command = [sys.executable, "-m", "memsweep.report.figures", "--draw", str(tables),
+                   str(folder)]  # fmt: skip
+        child = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        try:
+            yield paths(folder)
+        finally:
+            _, errors = child.communicate()
+        if child.returncode != 0:
+            raise RuntimeError(f"drawing the figures failed:\n{errors}")
 
 
 def rst() -> str:
@@ -344,8 +379,18 @@ def rst() -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m memsweep.report.figures")
     parser.add_argument("--rst", action="store_true", help="print workflow/report/figures.rst")
+    parser.add_argument(
+        "--draw", nargs=2, metavar=("TABLES", "FOLDER"),
+        help="draw every figure into FOLDER from the pickled (frame, prediction) in TABLES "
+        "(the report's child: drawn_beside)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    if args.rst:
+    if args.draw:
+        import pickle
+
+        frame, prediction = pickle.loads(Path(args.draw[0]).read_bytes())
+        write_all(frame, prediction, args.draw[1])
+    elif args.rst:
         print(rst(), end="")
     else:
         print("\n".join(REGISTRY))

@@ -283,11 +283,16 @@ class Tables:
         self.resolution = resolution or {}
         self.configs = configurations(frame)
         self._cache: dict[tuple, pd.DataFrame] = {}
+        # The rows of each (phase, metric), split once: a selector's rows are then looked
+        # for among a few hundred, not the whole table (a report asks ~100 selectors).
+        self._parts = dict(tuple(frame.groupby(["phase", "metric"], sort=False)))
 
     def per_config(self, sel: dict) -> pd.DataFrame:
         key = tuple(sel.items())
         if key not in self._cache:
-            self._cache[key] = per_config(self.frame, sel, self.resolution)
+            part = (sel.get("phase"), sel.get("metric"))
+            source = self.frame if None in part else self._parts.get(part, self.frame.iloc[0:0])
+            self._cache[key] = per_config(source, sel, self.resolution)
         return self._cache[key]
 
     def footprint(self, family: str) -> pd.DataFrame:
