@@ -379,9 +379,9 @@ HAND_KEPT = {
     "first_call": {"tracemalloc": "call_peak_bytes", "vmhwm": "call_peak_bytes"},
     "import": {"tracemalloc": "traced_bytes", "rss_anon": "anon_bytes",
                "psutil_uss": "resident_bytes"},
-    "growth": {"tracemalloc": "traced_growth_per_100_steps_bytes",
-               "rss_anon": "anon_growth_per_100_steps_bytes",
-               "psutil_uss": "resident_growth_per_100_steps_bytes"},
+    "growth": {"tracemalloc": "traced_steady_growth_per_100_steps_bytes",
+               "rss_anon": "anon_steady_growth_per_100_steps_bytes",
+               "psutil_uss": "resident_steady_growth_per_100_steps_bytes"},
     "retained": {"tracemalloc": "retained_bytes", "rss_anon": "retained_bytes",
                  "psutil_uss": "retained_bytes"},
 }  # fmt: skip
