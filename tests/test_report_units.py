@@ -567,7 +567,9 @@ def test_the_figures_drawn_beside_raise_the_childs_error(tmp_path):
     """The figures are drawn in a child process while the sections are built: its paths
     are known at once, and a drawing that fails fails the report, with the child's
     error, never a report whose figures are missing."""
-    with pytest.raises(RuntimeError, match="drawing the figures failed"):
-        with figures.drawn_beside(None, None, tmp_path / "figures") as drawn:
-            assert set(drawn) == set(figures.REGISTRY)
+    with (
+        pytest.raises(RuntimeError, match="drawing the figures failed"),
+        figures.drawn_beside(None, None, tmp_path / "figures") as drawn,
+    ):
+        assert set(drawn) == set(figures.REGISTRY)
     assert not any((tmp_path / "figures").glob("*.png"))
