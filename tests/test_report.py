@@ -80,7 +80,9 @@ def ranked(data):
 
 
 def _median(frame, config_id, phase, operation, metric, probe) -> float:
-    """A figure straight from the rows, without the package's selection code."""
+    """A figure straight from the rows, without the package's selection code: a peak's
+    maximum over steps and repeats (a temporary some steps make is not lost to a median
+    of zeros), any other figure's median."""
     chosen = frame[
         (frame.config_id == config_id)
         & (frame.phase == phase)
@@ -91,6 +93,8 @@ def _median(frame, config_id, phase, operation, metric, probe) -> float:
     if operation is not None:
         chosen = chosen[chosen.operation == operation]
     assert len(chosen), (config_id, phase, operation, metric, probe)
+    if metric.endswith("peak_bytes"):
+        return float(np.max(chosen.value))
     return float(np.median(chosen.value))
 
 
@@ -134,7 +138,7 @@ def test_snakemake_report_includes_the_figures(workdir):
 # Hotspots trace to rows --------------------------------------------------------------
 
 
-def test_every_hotspot_figure_is_the_median_of_its_rows(data, ranked):
+def test_every_hotspot_figure_is_the_summary_of_its_rows(data, ranked):
     frame = data["frame"]
     assert ranked, "the small sweep has hotspots"
     for h in ranked:
