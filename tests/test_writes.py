@@ -3,7 +3,8 @@
 Every writer of the pipeline goes through :func:`memsweep.files.atomic` (the report's
 figures, one set, through :func:`memsweep.files.atomic_folder`). Here the library call
 that does the writing (``pq.write_table``, ``np.savez``, ``DataFrame.to_parquet``,
-``DataFrame.to_csv``, ``Path.write_text``, ``Figure.savefig``) writes its real bytes,
+``DataFrame.to_csv``, ``Path.write_text``, ``Figure.savefig``: in the child process that
+draws the figures, through a ``sitecustomize`` module) writes its real bytes,
 cuts them in half and raises, as a full disk or a killed process would. The file at the
 path must still be the previous one, byte for byte, with no temporary file beside it.
 Both also flush what they wrote to the disk before the rename (``fsync``), and the
@@ -29,7 +30,6 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from matplotlib.figure import Figure
 
 from memsweep import files
 from memsweep.harness import calibration, reference
@@ -224,25 +224,42 @@ def figures_in(folder: Path) -> dict[str, str]:
     return {p.name: digest(p) for p in sorted((folder / "report" / "figures").iterdir())}
 
 
+# The figures are drawn in a child process (report/figures.py, drawn_beside): the fault is
+# put there by a sitecustomize module on the child's PYTHONPATH, which Python imports as
+# it starts. The second figure: half of it written, then a crash.
+BROKEN_SAVEFIG = """
+import os
+from matplotlib.figure import Figure
+
+real, drawn = Figure.savefig, []
+
+
+def broken(figure, path, *args, **kwargs):
+    drawn.append(path)
+    real(figure, path, *args, **kwargs)
+    if len(drawn) == 2:
+        size = os.path.getsize(path)
+        with open(path, "r+b") as handle:
+            handle.truncate(size // 2)
+        raise RuntimeError(f"Injected: disk full half-way through {os.path.basename(path)}")
+
+
+Figure.savefig = broken
+"""
+
+
 def check_a_crash_leaves_the_previous_figures(folder: Path, monkeypatch) -> None:
     report(folder, 1)
     previous, page = figures_in(folder), digest(folder / "report" / "hotspots.md")
     assert len(previous) > 2
-    drawn: list[Path] = []
-    real = Figure.savefig
-
-    def broken(figure, path, *args, **kwargs):  # the second figure: half of it, then a crash
-        drawn.append(Path(path))
-        real(figure, path, *args, **kwargs)
-        if len(drawn) == 2:
-            size = Path(path).stat().st_size
-            with open(path, "r+b") as handle:
-                handle.truncate(size // 2)
-            raise Injected(f"disk full half-way through {Path(path).name}")
-
+    fault = folder / "fault"
+    fault.mkdir()
+    (fault / "sitecustomize.py").write_text(BROKEN_SAVEFIG)
     with monkeypatch.context() as patch:
-        patch.setattr(Figure, "savefig", broken)
-        with pytest.raises(Injected):
+        patch.setenv(
+            "PYTHONPATH", os.pathsep.join(filter(None, [str(fault), os.environ.get("PYTHONPATH")]))
+        )
+        with pytest.raises(RuntimeError, match="Injected: disk full half-way"):
             report(folder, 2)
     assert figures_in(folder) == previous, "the previous figures were damaged"
     assert digest(folder / "report" / "hotspots.md") == page
