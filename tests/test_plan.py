@@ -263,6 +263,7 @@ def test_config_columns_are_unchanged():
         ("steps", pa.int64()),
         ("repeats", pa.int64()),
         ("seed", pa.int64()),
+        ("malloc_arena_max", pa.int64()),
         ("layout", pa.string()),
     ]
     assert pa.schema(CONFIG_FIELDS) == pa.schema([pa.field(n, t) for n, t in expected])

@@ -39,7 +39,7 @@ import traceback
 from pathlib import Path
 
 from memsweep.files import atomic, remove_partials
-from memsweep.harness import probes, sites, supervisor
+from memsweep.harness import probes, sites, supervisor, worker
 from memsweep.harness.measure import Measurement, provenance
 from memsweep.plan.jobs import Job, reference_job
 from memsweep.results.schema import to_table, write_measurements
@@ -103,8 +103,6 @@ class Profiled(Measurement):
 # The child ----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """``python -m memsweep.harness.profile``: the supervisor's child, as its worker is."""
-    from memsweep.harness import worker
-
     parser = argparse.ArgumentParser(prog="python -m memsweep.harness.profile")
     parser.add_argument("--job", required=True, help="the job's settings as JSON")
     parser.add_argument("--reference", required=True, help="reference trace (.npz)")
@@ -121,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         from memsweep.harness.reference import Reference
 
         job = Job.from_dict(json.loads(args.job))
+        worker.check_environment(job)
         Profiled(job, Reference.load(args.reference), on_phase, Path(args.capture)).run()
     except BaseException as error:  # the supervisor turns this into a failed record
         if args.error_file:
@@ -282,7 +281,9 @@ def profile(
         capture = Path(scratch) / "capture.bin"
         args = ["--job", json.dumps(job.to_dict()), "--reference", str(reference),
                 "--capture", str(capture)]  # fmt: skip
-        outcome = supervisor.run_child(args, mem_cap_mb, program=PROGRAM)
+        outcome = supervisor.run_child(
+            args, mem_cap_mb, program=PROGRAM, environment=worker.job_environment(job)
+        )
         for path in (out, flamegraph):
             remove_partials(path)
         if outcome.ok:

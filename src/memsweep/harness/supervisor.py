@@ -37,7 +37,7 @@ import psutil
 import pyarrow as pa
 
 from memsweep.files import remove_partials
-from memsweep.harness import envs, limits, probes
+from memsweep.harness import envs, limits, probes, worker
 from memsweep.plan.jobs import Job, reference_job
 from memsweep.results.schema import read_file, to_table, write_measurements
 
@@ -57,13 +57,13 @@ SINGLE_THREADED = {
 }
 
 
-def child_environment(**extra: str) -> dict[str, str]:
+def child_environment(**extra: str | None) -> dict[str, str]:
     """The measured child's environment: ours, single-threaded (the user's own XLA flags
-    kept after ours, so theirs win), plus ``extra``."""
+    kept after ours, so theirs win), plus ``extra`` (a None removes the variable)."""
     environment = {**os.environ, **SINGLE_THREADED, **extra}
     if os.environ.get("XLA_FLAGS"):
         environment["XLA_FLAGS"] = f"{SINGLE_THREADED['XLA_FLAGS']} {os.environ['XLA_FLAGS']}"
-    return environment
+    return {name: value for name, value in environment.items() if value is not None}
 
 
 @dataclass(frozen=True)
@@ -270,13 +270,15 @@ def run_child(
     mem_cap_mb: float | None = None,
     log: str | Path | None = None,
     program: list[str] | None = None,
+    environment: dict[str, str | None] | None = None,
 ) -> Outcome:
     """Run ``python -m memsweep.harness.worker ARGS`` and watch it.
 
     The child's output goes to ``log`` (with a closing line saying how it ended), or to
     this process's stderr when no log is given. ``program`` replaces the worker's command
     (another PyMDP release's interpreter, a test's stand-in); it is given the same
-    reporting options after ``ARGS``.
+    reporting options after ``ARGS``. ``environment``: variables the child's environment
+    sets (None: removes), e.g. a job's (:func:`memsweep.harness.worker.job_environment`).
     """
     with (
         _stop_signals_noted(),
@@ -284,7 +286,7 @@ def run_child(
     ):
         files = _Files(Path(scratch))
         command = [*(program or WORKER), *args, *files.arguments()]
-        outcome = _watch(command, mem_cap_mb, files)
+        outcome = _watch(command, mem_cap_mb, files, environment or {})
         output = files.log.read_text(errors="replace") if files.log.exists() else ""
         output += f"memsweep supervisor: {_describe(outcome)}\n"
         if log is None:
@@ -305,7 +307,9 @@ def _enforcement(limit, mem_cap_mb: float | None) -> str:
     return f"{checks} (no hard limit: {limit.reason})"
 
 
-def _watch(command: list[str], mem_cap_mb: float | None, files: _Files) -> Outcome:
+def _watch(
+    command: list[str], mem_cap_mb: float | None, files: _Files, environment: dict
+) -> Outcome:
     started = time.perf_counter()
     if _noted:  # stopped before this child started: start nothing
         reason = f"interrupted by {_interrupted_by()}"
@@ -315,12 +319,14 @@ def _watch(command: list[str], mem_cap_mb: float | None, files: _Files) -> Outco
     else:  # the kernel's limit, a little above the cap: the polls usually stop it first
         limit = limits.create(limits.with_margin(mem_cap_mb * 1e6))
     try:
-        return _watch_child(command, mem_cap_mb, files, limit, started)
+        return _watch_child(command, mem_cap_mb, files, limit, started, environment)
     finally:
         limit.remove()  # the child and its tree are reaped or killed by now
 
 
-def _watch_child(command, mem_cap_mb, files: _Files, limit, started: float) -> Outcome:
+def _watch_child(
+    command, mem_cap_mb, files: _Files, limit, started: float, environment: dict
+) -> Outcome:
     cap = None if mem_cap_mb is None else mem_cap_mb * 1e6
     enforcement = _enforcement(limit, mem_cap_mb)
     with open(files.log, "wb") as log:
@@ -329,7 +335,7 @@ def _watch_child(command, mem_cap_mb, files: _Files, limit, started: float) -> O
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env=child_environment(**{limits.RECORD_VARIABLE: enforcement}),
+            env=child_environment(**environment, **{limits.RECORD_VARIABLE: enforcement}),
         )
     tree_peak = own_peak = inherited = 0
     over_cap_at = None
@@ -462,7 +468,9 @@ def measure_job(
             failed_record(job, failed, out)
             return failed
     with _stop_signals_noted():
-        outcome = run_child([*args, "--out", str(out)], mem_cap_mb, log, program)
+        outcome = run_child(
+            [*args, "--out", str(out)], mem_cap_mb, log, program, worker.job_environment(job)
+        )
         remove_partials(out)
         if outcome.ok:
             record_job_peak(outcome, out)
@@ -477,7 +485,7 @@ def make_reference_file(job: Job, out: str | Path, log: str | Path | None = None
     out = Path(out)
     args = ["reference", "--job", json.dumps(job.to_dict()), "--out", str(out)]
     with _stop_signals_noted():
-        outcome = run_child(args, log=log)
+        outcome = run_child(args, log=log, environment=worker.job_environment(job))
         remove_partials(out)
         _raise_if_stopped()
     if not outcome.ok:

@@ -21,6 +21,28 @@ from pathlib import Path
 from memsweep.files import atomic
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# glibc reads it once, as the process's allocator starts: only the environment a process
+# starts with can set it.
+ARENAS = "MALLOC_ARENA_MAX"
+
+
+def job_environment(job) -> dict[str, str | None]:
+    """What a job's settings put in its process's environment (None: removed): glibc's
+    arena limit, or none where the job asks for glibc's default (``malloc_arena_max``
+    0), whatever the shell that started the sweep holds."""
+    arenas = job.malloc_arena_max
+    return {ARENAS: str(arenas) if arenas else None}
+
+
+def check_environment(job, environ=os.environ) -> None:
+    """Refuse to measure a job in a process started without its environment: its row's
+    ``malloc_arena_max`` would not be what the allocator ran with."""
+    for name, wanted in job_environment(job).items():
+        if environ.get(name) != wanted:
+            raise RuntimeError(
+                f"the job asks for {name}={wanted or '(unset)'}, this process started with "
+                f"{environ.get(name) or '(unset)'}: start it through memsweep's supervisor"
+            )
 
 
 def _vmhwm() -> int:
@@ -128,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         from memsweep.plan.jobs import Job
 
         job = Job.from_dict(json.loads(args.job))
+        check_environment(job)
         if args.task == "reference":
             from memsweep.harness.reference import make_reference
 

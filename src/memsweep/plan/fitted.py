@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from memsweep.plan.jobs import SETTINGS
 from memsweep.world.base import DEFAULT_WORLD
 
 # The consumers of a job's peak, in the order they are built up; their sum is the peak.
@@ -118,19 +119,36 @@ class Predictor:
         return sum(part.mb for part in self.parts(backend, sizes).values())
 
 
-def key(backend: str, world: str | None = None) -> str:
+ARENAS = SETTINGS["malloc_arena_max"].default  # the allocator of a key that names none
+
+
+def key(backend: str, world: str | None = None, malloc_arena_max: int | None = None) -> str:
     """What a predictor's fits are keyed by: the backend for memsweep's grid world, the
     backend and the world for any other (a world's agents cost what its arrays cost in
     that backend, which no size of the grid world's fit foretells: PyMDP's JAX agent
-    builds a cue-chaining population with 4× the grid world's memory at equal model bytes)."""
-    if world is None or world == DEFAULT_WORLD:
-        return backend
-    return f"{backend} · {world}"
+    builds a cue-chaining population with 4× the grid world's memory at equal model bytes),
+    and the allocator's arenas where a job caps them (JAX's runtime allocates from threads
+    of its own: benchmarks/results/malloc_arenas.md)."""
+    parts = [backend]
+    if world is not None and world != DEFAULT_WORLD:
+        parts.append(world)
+    if malloc_arena_max is not None and int(malloc_arena_max) != ARENAS:
+        parts.append(arenas_words(int(malloc_arena_max)))
+    return " · ".join(parts)
+
+
+def arenas_words(malloc_arena_max: int) -> str:
+    """An allocator setting in words: ``glibc's default arenas``, ``MALLOC_ARENA_MAX=2``."""
+    return (
+        "glibc's default arenas"
+        if malloc_arena_max == 0
+        else f"MALLOC_ARENA_MAX={malloc_arena_max}"
+    )
 
 
 def job_key(job) -> str:
-    """A job's predictor key (:func:`key`): its backend and its world."""
-    return key(job.backend, job.world)
+    """A job's predictor key (:func:`key`): its backend, its world and its allocator."""
+    return key(job.backend, job.world, job.malloc_arena_max)
 
 
 def total(parts: dict[str, Part]) -> Part:

@@ -114,6 +114,14 @@ class Job:
         recorded=True,
         default=PYMDP_PINNED,
     )
+    malloc_arena_max: int = setting(
+        "glibc's MALLOC_ARENA_MAX in the measured process: the most malloc arenas its "
+        "threads use. 0: unset, glibc's own default (8 a core), what a user runs with; "
+        "1: every thread allocates from one heap",
+        minimum=0,
+        maximum=1024,
+        default=0,
+    )
 
     def __post_init__(self):
         _CHECKS.check(self)
@@ -121,12 +129,12 @@ class Job:
     @property
     def config_id(self) -> str:
         """A short, stable name for this exact configuration (all settings hashed, but a
-        setting of :data:`LATER` at its default: the ids of jobs measured before it
-        existed stay theirs)."""
+        setting of :data:`LATER` at the value jobs had before it existed: their ids stay
+        theirs)."""
         settings = {
             name: value
             for name, value in asdict(self).items()
-            if not (name in LATER and value == SETTINGS[name].default)
+            if not (name in LATER and value == LATER[name])
         }
         blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha1(blob).hexdigest()[:12]
@@ -178,9 +186,10 @@ RECORDED = {name: f.metadata["recorded"] for name, f in SETTINGS.items()}
 CORE_AXES = tuple(name for name, f in SETTINGS.items() if f.metadata["role"] == AXIS)
 # Settings that change a job's result but are not sweep axes by default.
 MODEL_SETTINGS = tuple(name for name, f in SETTINGS.items() if f.metadata["role"] == MODEL)
-# Settings added after results were measured with their default (those results' ids
-# and the measure jobs' commands stay the same: see Job.config_id and the workflow).
-LATER = ("pymdp_version", "world")
+# Settings added after results were measured, each with the value those results ran
+# with: at that value a job's id stays what it was (Job.config_id), and a file without
+# the column reads with it (memsweep.results.schema.LATER_COLUMNS).
+LATER = {"pymdp_version": PYMDP_PINNED, "world": DEFAULT_WORLD, "malloc_arena_max": 0}
 # The reference every variant is scored against: float64 dense PyMDP numpy, one agent,
 # on the pinned PyMDP (every release's agents are scored against the same trace).
 REFERENCE_SPEC = dict(
@@ -190,6 +199,8 @@ REFERENCE_SPEC = dict(
     agents=1,
     sharing="shared",
     pymdp_version=PYMDP_PINNED,
+    # The reference's trace does not depend on the allocator: one reference serves both.
+    malloc_arena_max=SETTINGS["malloc_arena_max"].default,
 )
 # The model settings a reference depends on: a promoted one is a folder of its path.
 REFERENCE_SETTINGS = tuple(name for name in MODEL_SETTINGS if name not in REFERENCE_SPEC)

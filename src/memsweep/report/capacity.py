@@ -42,10 +42,12 @@ def capacity(
     rows = []
     for backend, world in bases(tables):
         base = largest(tables, backend, world)
-        key = fitted.key(backend, world)
-        if key not in model.fits or base is None or not model.covers(key):
+        if base is None:
             continue
         job = fitting.job_of({key: base[key] for key in TYPES if key in base})
+        key = fitted.job_key(job)
+        if key not in model.fits or not model.covers(key):
+            continue
         for gb in SIZES_GB:
             limit = gb * 1000.0
             found = {"backend": backend, **({WORLD: world} if several else {}),

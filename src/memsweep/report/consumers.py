@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from memsweep.harness import probes
-from memsweep.report.queries import FIX_AXES
+from memsweep.report.queries import REMEDIES
 
 
 def _levels(metric: str) -> dict[str, str]:
@@ -45,7 +45,7 @@ class Consumer:
     per_agent: bool = False  # the figure covers every agent of the configuration
     # Axes a fix may change: only those that act on this holder. Elsewhere a difference
     # between two runs is the probe's run-to-run spread, not a saving.
-    fix_axes: tuple[str, ...] = FIX_AXES
+    fix_axes: tuple[str, ...] = REMEDIES
 
     def describe(self, operation: str) -> str:
         return self.what.format(operation=operation)

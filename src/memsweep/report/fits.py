@@ -19,12 +19,11 @@ from memsweep.harness import probes
 from memsweep.report.fixes import blind_probes
 from memsweep.report.queries import (
     CONFIG,
-    FIX_AXES,
     WORLD,
     Resolution,
     per_config,
     selector,
-    several_worlds,
+    shown_axes,
     slice_of,
     with_world,
 )
@@ -260,7 +259,7 @@ def scaling_table(frame: pd.DataFrame, resolution: Resolution | None = None) -> 
     the world too), from the figures at or above their probe's ``resolution`` (probe ->
     bytes) only. A sweep of several worlds names each slice's world."""
     out = []
-    shown = [*FIX_AXES, WORLD] if several_worlds(frame) else list(FIX_AXES)
+    shown = shown_axes(frame.drop_duplicates("config_id"))
     for parts in SCALED:
         table = with_world(per_config(frame, selector(*parts), resolution))
         table = table[table.value.notna() & table.resolved.astype(bool)]

@@ -17,9 +17,10 @@ from memsweep import agents
 from memsweep.harness import probes
 from memsweep.report.formats import Unresolved
 from memsweep.report.queries import (
-    FIX_AXES,
     FOOTPRINTS,
+    REMEDIES,
     Tables,
+    differs,
     figure_of,
     is_resolved,
     rows,
@@ -103,11 +104,11 @@ def blind(probe: str, *configs: pd.Series) -> str:
 
 
 def neighbours(configs: pd.DataFrame, base: pd.Series) -> pd.DataFrame:
-    """Configurations that differ from ``base`` in exactly one of :data:`FIX_AXES`."""
+    """Configurations that differ from ``base`` in exactly one of :data:`REMEDIES`."""
     found = []
-    for axis in FIX_AXES:
+    for axis in (a for a in REMEDIES if a in configs):
         near = slice_of(configs, base, (axis,))
-        found.append(near[near[axis] != base[axis]].assign(axis=axis))
+        found.append(near[differs(near[axis], base[axis])].assign(axis=axis))
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
 
 
@@ -180,9 +181,9 @@ def unavailable(plan: pd.DataFrame | None, base: pd.Series, measured: pd.DataFra
     if plan is None or plan.empty:
         return []
     out = []
-    for axis in FIX_AXES:
+    for axis in (a for a in REMEDIES if a in plan):
         near = slice_of(plan, base, (axis,))
-        near = near[(near[axis] != base[axis]) & ~near.config_id.isin(measured.config_id)]
+        near = near[differs(near[axis], base[axis]) & ~near.config_id.isin(measured.config_id)]
         for _, row in near.iterrows():
             reason = row.get("reason") if row.status != "run" else None
             out.append((axis, str(row[axis]), str(reason or f"planned ({row.status}), no ok rows")))

@@ -8,12 +8,11 @@ from memsweep.harness import probes
 from memsweep.plan.predict import import_mb
 from memsweep.report.queries import (
     FIX_AXES,
-    WORLD,
     Resolution,
     footprint,
     per_config,
     selector,
-    several_worlds,
+    shown_axes,
 )
 
 
@@ -35,10 +34,11 @@ def prediction_table(
     whole = whole[["config_id", "measured"]]
     peak = per_config(frame, selector("summary", "all", "peak_bytes", probes.VMHWM), resolution)
     peak = peak.assign(peak=peak.value.where(peak.resolved.astype(bool)))[["config_id", "peak"]]
-    keys = [*FIX_AXES, "grid", "agents", "config_id", "predicted_mb"]
-    keys += [column for column in ("predicted_by",) if column in plan]  # older plans lack it
-    if several_worlds(plan):  # which world each job measured, where the sweep had several
-        keys.insert(len(FIX_AXES), WORLD)
+    # The world and the allocator only where the sweep varied them; older plans lack
+    # predicted_by.
+    shown = shown_axes(plan)
+    keys = [*shown, "grid", "agents", "config_id", "predicted_mb"]
+    keys += [column for column in ("predicted_by",) if column in plan]
     table = (
         plan[plan.status == "run"][keys].merge(whole, on="config_id").merge(peak, on="config_id")
     )

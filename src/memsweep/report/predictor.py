@@ -36,6 +36,7 @@ from memsweep.plan.jobs import TYPES, Job
 from memsweep.report.queries import WORLD, per_config, selector, with_world
 
 PROBE = probes.VMHWM
+ARENAS = "malloc_arena_max"
 # consumer -> the rows it is read from (``calls`` is the rest of the peak, see above).
 ROWS = {
     "fixed": selector("summary", "all", "baseline_bytes", PROBE),
@@ -90,10 +91,11 @@ def job_of(settings: dict) -> Job:
 
 
 def fit_keys(table: pd.DataFrame) -> pd.Series:
-    """Each row's predictor key (:func:`memsweep.plan.fitted.key`): one fit per backend
-    and world."""
+    """Each row's predictor key (:func:`memsweep.plan.fitted.key`): one fit per backend,
+    world and allocator (a table without the allocator's column: memsweep's default)."""
+    arenas = table[ARENAS] if ARENAS in table else [None] * len(table)
     return pd.Series(
-        [fitted.key(b, w) for b, w in zip(table.backend, table[WORLD], strict=True)],
+        [fitted.key(*key) for key in zip(table.backend, table[WORLD], arenas, strict=True)],
         index=table.index,
         name="fitted",
     )

@@ -19,6 +19,7 @@ import pandas as pd
 
 from memsweep.harness import probes
 from memsweep.harness.calibration import TOLERANCE
+from memsweep.plan import fitted
 from memsweep.report.formats import Unresolved
 from memsweep.results.schema import CONFIG_FIELDS
 from memsweep.world.base import DEFAULT_WORLD
@@ -26,7 +27,11 @@ from memsweep.world.base import DEFAULT_WORLD
 # Every column that names a configuration (``layout`` is an outcome, not a setting).
 CONFIG = [f.name for f in CONFIG_FIELDS if f.name != "layout"]
 # The axes a fix may change; the others (grid, agents, ...) set the problem, not the remedy.
+# Every table shows these; the world and the allocator only where a sweep varied them.
 FIX_AXES = ("backend", "storage", "dtype", "sharing")
+# The allocator's arenas (Job.malloc_arena_max): a process setting a user changes too.
+ARENAS = "malloc_arena_max"
+REMEDIES = (*FIX_AXES, ARENAS)
 # The world a configuration measured (``Job.world``): configurations are compared within
 # one world only. A table from before the column, or a null, holds the default world.
 WORLD = "world"
@@ -74,6 +79,24 @@ def worlds(configs: pd.DataFrame) -> list[str]:
 def several_worlds(configs: pd.DataFrame) -> bool:
     """Whether a sweep measured more than one world (its findings then name each one's)."""
     return len(worlds(configs)) > 1
+
+
+def varied(configs: pd.DataFrame, column: str) -> bool:
+    """Whether a table holds more than one value of ``column``."""
+    return column in configs and configs[column].nunique(dropna=False) > 1
+
+
+def shown_axes(configs: pd.DataFrame) -> list[str]:
+    """The axes a table of ``configs`` names each row by: :data:`FIX_AXES`, the world
+    where there are several, the allocator where a sweep varied it."""
+    return [*FIX_AXES, *(c for c in (WORLD, ARENAS) if varied(with_world(configs), c))]
+
+
+def default_arenas(config) -> bool:
+    """Whether a configuration (item access) ran memsweep's default allocator (one
+    without the column: the same)."""
+    arenas = config.get(ARENAS) if hasattr(config, "get") else None
+    return arenas is None or pd.isna(arenas) or int(arenas) == fitted.ARENAS
 
 
 def names_world(config, configs: pd.DataFrame | None = None) -> bool:
@@ -210,7 +233,15 @@ def one_axis(configs: pd.DataFrame, base: pd.Series, axis: str) -> pd.DataFrame:
     if axis not in configs:
         return configs.iloc[0:0]
     near = slice_of(configs, base, (axis,))
-    return near[near[axis] != base[axis]]
+    return near[differs(near[axis], base[axis])]
+
+
+def differs(held: pd.Series, value) -> pd.Series:
+    """Where ``held`` is another value than ``value``; a null equals a null (a setting a
+    table does not hold), never a value."""
+    if value is None or pd.isna(value):
+        return held.notna()
+    return (held != value) | held.isna()
 
 
 def footprint(

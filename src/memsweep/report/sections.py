@@ -47,6 +47,7 @@ from memsweep.report.queries import (
     footprint_text,
     mark,
     several_worlds,
+    shown_axes,
     with_world,
 )
 from memsweep.results.aggregate import failures_table
@@ -338,7 +339,7 @@ def precision(c: Context) -> Section:
     front = pd.concat(
         [pareto(own, "memory", "value") for _, own in points.groupby(WORLD, sort=False)]
     )
-    shown = [*FIX_AXES, WORLD] if several_worlds(points) else list(FIX_AXES)
+    shown = shown_axes(points)
     front = front[["config_id", *shown, "grid", "agents", "memory", "value"]].rename(
         columns={"memory": "import + peak", "value": "max_abs_qs_error"}
     )

@@ -192,6 +192,8 @@ CHANGE_WORDS = {
     ("dtype", None): "storing the model in {new}",
     ("storage", None): "storing the model as {new}",
     ("policy_len", None): "planning {new} steps ahead",
+    ("malloc_arena_max", "0"): "leaving glibc its default malloc arenas (8 a core)",
+    ("malloc_arena_max", None): "capping glibc's malloc arenas at {new} (MALLOC_ARENA_MAX)",
     ("backend", None): "switching to {new}",
 }
 CHANGE_LABEL = "{words} ({axis} {old} → {new})"

@@ -22,8 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from memsweep.files import atomic
-from memsweep.plan.jobs import column_types
-from memsweep.world.base import DEFAULT_WORLD
+from memsweep.plan.jobs import LATER, RECORDED, column_types
 
 if TYPE_CHECKING:  # pandas is imported where a frame is made: the harness never needs it
     import pandas as pd
@@ -67,8 +66,9 @@ PROVENANCE_FIELDS: list[pa.Field] = [
 ]
 
 # Columns added after files were written, and what such a file holds in them: no site;
-# the grid world, the only one there was.
-LATER_COLUMNS = {"site": None, "world": DEFAULT_WORLD}
+# a setting's value before it existed (the grid world, the only one there was; glibc's
+# own malloc arenas).
+LATER_COLUMNS = {"site": None} | {name: was for name, was in LATER.items() if not RECORDED[name]}
 # Integer columns that may be empty: pandas's nullable Int64 in every frame (a numpy
 # int64 cannot hold a null, so pandas would otherwise make them float64 with NaN).
 NULLABLE_INTEGERS = ("repeat", "step")
