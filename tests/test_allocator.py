@@ -1,5 +1,5 @@
-"""glibc's malloc arenas: a job's ``malloc_arena_max`` reaches its process's allocator,
-is what its rows say, and is a change the report judges like any other."""
+"""The allocator: a job's ``malloc_arena_max`` and ``malloc_mmap_threshold`` reach its
+process's glibc, are what its rows say, and are changes the report judges like any other."""
 
 from __future__ import annotations
 
@@ -21,36 +21,44 @@ from memsweep.results.schema import to_table, validate
 from .test_report_units import config, make_df, row
 
 JOB = Job("lean", "dense", "float64", 5, 1, "private", 1)
-SHOW = "import os; print('ARENAS', os.environ.get('MALLOC_ARENA_MAX'))"
+SHOW = (
+    "import os; print('ALLOCATOR', os.environ.get('MALLOC_ARENA_MAX'), "
+    "os.environ.get('MALLOC_MMAP_THRESHOLD_'))"
+)
 
 
-def arenas_seen(tmp_path, job: Job) -> str:
-    """What the process the supervisor starts for ``job`` holds in MALLOC_ARENA_MAX."""
-    log = tmp_path / f"{job.malloc_arena_max}.log"
+def allocator_seen(tmp_path, job: Job) -> str:
+    """What the process the supervisor starts for ``job`` holds in glibc's variables."""
+    log = tmp_path / f"{job.config_id}.log"
     program = [sys.executable, "-c", SHOW]  # the supervisor's options follow, unread
     outcome = supervisor.run_child([], log=log, program=program,
                                    environment=worker.job_environment(job))  # fmt: skip
     assert outcome.ok, outcome.reason
-    return next(line for line in log.read_text().splitlines() if line.startswith("ARENAS"))
+    return next(line for line in log.read_text().splitlines() if line.startswith("ALLOCATOR"))
 
 
-def test_the_job_not_the_shell_sets_the_arenas(tmp_path, monkeypatch):
+def test_the_job_not_the_shell_sets_the_allocator(tmp_path, monkeypatch):
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")  # a user's shell
-    assert JOB.malloc_arena_max == 0  # glibc's own, as a user runs
-    assert arenas_seen(tmp_path, JOB) == "ARENAS None"
-    assert arenas_seen(tmp_path, replace(JOB, malloc_arena_max=1)) == "ARENAS 1"
-    assert arenas_seen(tmp_path, replace(JOB, malloc_arena_max=2)) == "ARENAS 2"
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert (JOB.malloc_arena_max, JOB.malloc_mmap_threshold) == (0, 131072)  # the defaults
+    assert allocator_seen(tmp_path, JOB) == "ALLOCATOR None 131072"
+    glibc = replace(JOB, malloc_arena_max=2, malloc_mmap_threshold=0)
+    assert allocator_seen(tmp_path, glibc) == "ALLOCATOR 2 None"
 
 
 def test_a_process_started_without_the_jobs_arenas_refuses_it():
     one = replace(JOB, malloc_arena_max=1)
-    worker.check_environment(one, {"MALLOC_ARENA_MAX": "1"})
-    worker.check_environment(JOB, {})
+    fixed = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+    worker.check_environment(one, {"MALLOC_ARENA_MAX": "1", **fixed})
+    worker.check_environment(JOB, fixed)
+    worker.check_environment(replace(JOB, malloc_mmap_threshold=0), {})
     with pytest.raises(RuntimeError, match=r"asks for MALLOC_ARENA_MAX=1, this process started "
                                            r"with \(unset\)"):  # fmt: skip
-        worker.check_environment(one, {})
+        worker.check_environment(one, fixed)
     with pytest.raises(RuntimeError, match=r"MALLOC_ARENA_MAX=\(unset\).*started with 8"):
-        worker.check_environment(JOB, {"MALLOC_ARENA_MAX": "8"})
+        worker.check_environment(JOB, {"MALLOC_ARENA_MAX": "8", **fixed})
+    with pytest.raises(RuntimeError, match=r"MALLOC_MMAP_THRESHOLD_=131072.*\(unset\)"):
+        worker.check_environment(JOB, {})
 
 
 # Four threads alive at once each make their first malloc: glibc gives a thread an arena
@@ -88,49 +96,97 @@ def test_glibc_holds_the_threads_to_the_jobs_arenas(arenas, expected):
     assert len(listed) == expected
 
 
-def test_ids_of_jobs_measured_before_the_setting_stay_theirs():
-    # Measured before malloc_arena_max existed (glibc's default arenas): this id.
-    assert JOB.config_id == "1884f1ba7412"
-    assert replace(JOB, malloc_arena_max=1).config_id != JOB.config_id
-    # One reference trace serves both: the allocator changes no belief.
-    assert reference_job(replace(JOB, malloc_arena_max=1)) == reference_job(JOB)
+# A block of 1 MiB is mapped, freed, then asked for again: glibc's dynamic threshold has
+# risen to 1 MiB by then, so the second comes from the heap; a fixed one maps it again.
+# mallinfo2's hblks counts the blocks mapped on their own.
+MAPPED_AGAIN = textwrap.dedent(f"""
+    import ctypes
+    class Mallinfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks",
+                    "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+    libc = ctypes.CDLL({ctypes.util.find_library("c")!r})
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.mallinfo2.restype = Mallinfo2
+    libc.free(libc.malloc(1 << 20))
+    before = libc.mallinfo2().hblks
+    block = libc.malloc(1 << 20)
+    print(libc.mallinfo2().hblks - before)
+""")
 
 
-def test_a_file_from_before_the_setting_reads_glibcs_default():
+@pytest.mark.skipif(not ctypes.util.find_library("c"), reason="no C library to load")
+@pytest.mark.parametrize(("threshold", "mapped"), [(131072, "1"), (0, "0")])
+def test_glibc_maps_large_blocks_by_the_jobs_threshold(threshold, mapped):
+    job = replace(JOB, malloc_mmap_threshold=threshold)
+    environment = supervisor.child_environment(**worker.job_environment(job))
+    done = subprocess.run([sys.executable, "-c", MAPPED_AGAIN], env=environment,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    if "mallinfo2" in done.stderr:
+        pytest.skip("this C library has no mallinfo2 (glibc 2.33 or later)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == mapped
+
+
+def test_ids_of_jobs_measured_before_the_settings_stay_theirs():
+    # Measured before the allocator settings existed (glibc's own, both): this id.
+    glibc = replace(JOB, malloc_arena_max=0, malloc_mmap_threshold=0)
+    assert glibc.config_id == "1884f1ba7412"
+    assert JOB.config_id != glibc.config_id
+    # One reference trace serves every allocator: it changes no belief.
+    assert (
+        reference_job(glibc)
+        == reference_job(replace(JOB, malloc_arena_max=1))
+        == (reference_job(JOB))
+    )
+
+
+def test_a_file_from_before_the_settings_reads_glibcs_own():
     table = to_table([{**JOB.columns(), "phase": "summary", "operation": "all",
                        "metric": "peak_bytes", "probe": "vmhwm", "value": 1.0, "unit": "B",
                        "status": "ok"}])  # fmt: skip
     capped = to_table([{**replace(JOB, malloc_arena_max=2).columns(), "phase": "summary",
                         "operation": "all", "metric": "peak_bytes", "probe": "vmhwm",
                         "value": 1.0, "unit": "B", "status": "ok"}])  # fmt: skip
-    older = capped.drop_columns(["malloc_arena_max"])
-    assert validate(older).column("malloc_arena_max").to_pylist() == [0]
+    older = validate(capped.drop_columns(["malloc_arena_max", "malloc_mmap_threshold"]))
+    assert older.column("malloc_arena_max").to_pylist() == [0]
+    assert older.column("malloc_mmap_threshold").to_pylist() == [0]
     assert validate(capped).column("malloc_arena_max").to_pylist() == [2]
-    assert validate(table).column("malloc_arena_max").to_pylist() == [0]
-    assert validate(older).schema.field("malloc_arena_max").type == pa.int64()
+    assert validate(table).column("malloc_mmap_threshold").to_pylist() == [131072]
+    assert older.schema.field("malloc_mmap_threshold").type == pa.int64()
 
 
 def test_the_predictor_fits_each_allocator_on_its_own():
-    assert fitted.key("pymdp-jax") == fitted.key("pymdp-jax", "grid", 0) == "pymdp-jax"
-    assert fitted.key("pymdp-jax", "grid", 1) == "pymdp-jax · MALLOC_ARENA_MAX=1"
-    assert fitted.key("lean", "tmaze", 2) == "lean · tmaze · MALLOC_ARENA_MAX=2"
+    defaults = {"malloc_arena_max": 0, "malloc_mmap_threshold": 131072}
+    assert fitted.key("pymdp-jax") == fitted.key("pymdp-jax", "grid", defaults) == "pymdp-jax"
+    assert fitted.key("pymdp-jax", "grid", {"malloc_arena_max": 1}) == (
+        "pymdp-jax · MALLOC_ARENA_MAX=1"
+    )
+    glibc = {"malloc_arena_max": 0, "malloc_mmap_threshold": 0}
+    assert fitted.key("lean", "tmaze", glibc) == "lean · tmaze · glibc's dynamic mmap threshold"
     assert fitted.job_key(replace(JOB, malloc_arena_max=1)) == "lean · MALLOC_ARENA_MAX=1"
 
 
-def test_the_arenas_are_a_change_the_report_judges():
-    glibc = config(backend="pymdp-jax", malloc_arena_max=0)
-    one = config(backend="pymdp-jax", malloc_arena_max=1) | {"config_id": "jax-one-arena"}
+def test_the_allocator_is_a_change_the_report_judges():
+    fixed = {"malloc_arena_max": 0, "malloc_mmap_threshold": 131072}
+    base = config(backend="pymdp-jax", **fixed)
+    glibc = config(backend="pymdp-jax", **fixed | {"malloc_mmap_threshold": 0}) | {
+        "config_id": "jax-glibc"
+    }
+    one = config(backend="pymdp-jax", **fixed | {"malloc_arena_max": 1}) | {
+        "config_id": "jax-one-arena"
+    }
     frame = make_df(
         *(
-            row(cfg, "step", "step", "call_peak_bytes", "vmhwm", peak, step=step)
-            for cfg, peak in ((glibc, 9e6), (one, 3e6))
-            for step in (0, 1)
+            row(cfg, "cleanup", "drop_agents", "retained_bytes", "rss_anon", held)
+            for cfg, held in ((glibc, 80e6), (base, 2e6), (one, 1e6))
         )
     )
     (h,) = hotspots.rank(frame)
-    assert h.base.config_id == glibc["config_id"]
-    savings = {f.label(): f.saving["vmhwm"].bytes for f in h.fixes}
-    assert savings == {"malloc_arena_max 0 → 1": 6e6}
+    assert h.base.config_id == "jax-glibc"
+    savings = {f.label(): f.saving["rss_anon"].bytes for f in h.fixes}
+    assert savings == {"malloc_mmap_threshold 0 → 131072": 78e6}
     labels = {c: needed.label(frame[frame.config_id == c].iloc[0]) for c in frame.config_id}
+    assert labels["jax-glibc"].endswith(" · glibc's dynamic mmap threshold")
     assert labels["jax-one-arena"].endswith(" · MALLOC_ARENA_MAX=1")
-    assert "ARENA" not in labels[glibc["config_id"]]
+    assert "MALLOC" not in labels[base["config_id"]] and "glibc" not in labels[base["config_id"]]

@@ -264,6 +264,7 @@ def test_config_columns_are_unchanged():
         ("repeats", pa.int64()),
         ("seed", pa.int64()),
         ("malloc_arena_max", pa.int64()),
+        ("malloc_mmap_threshold", pa.int64()),
         ("layout", pa.string()),
     ]
     assert pa.schema(CONFIG_FIELDS) == pa.schema([pa.field(n, t) for n, t in expected])

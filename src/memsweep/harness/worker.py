@@ -21,22 +21,25 @@ from pathlib import Path
 from memsweep.files import atomic
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-# glibc reads it once, as the process's allocator starts: only the environment a process
-# starts with can set it.
-ARENAS = "MALLOC_ARENA_MAX"
 
 
 def job_environment(job) -> dict[str, str | None]:
     """What a job's settings put in its process's environment (None: removed): glibc's
-    arena limit, or none where the job asks for glibc's default (``malloc_arena_max``
-    0), whatever the shell that started the sweep holds."""
-    arenas = job.malloc_arena_max
-    return {ARENAS: str(arenas) if arenas else None}
+    tunables of its allocator settings (:data:`memsweep.plan.jobs.ALLOCATOR`), none where
+    a setting is 0 (glibc's own), whatever the shell that started the sweep holds. glibc
+    reads them once, as the allocator starts: only a process's starting environment
+    sets them."""
+    from memsweep.plan.jobs import ALLOCATOR
+
+    return {
+        variable: str(value) if (value := getattr(job, name)) else None
+        for name, variable in ALLOCATOR.items()
+    }
 
 
 def check_environment(job, environ=os.environ) -> None:
     """Refuse to measure a job in a process started without its environment: its row's
-    ``malloc_arena_max`` would not be what the allocator ran with."""
+    allocator settings would not be what the allocator ran with."""
     for name, wanted in job_environment(job).items():
         if environ.get(name) != wanted:
             raise RuntimeError(

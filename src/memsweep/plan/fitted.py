@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from memsweep.plan.jobs import SETTINGS
+from memsweep.plan.jobs import ALLOCATOR, allocator_words
 from memsweep.world.base import DEFAULT_WORLD
 
 # The consumers of a job's peak, in the order they are built up; their sum is the peak.
@@ -119,36 +119,24 @@ class Predictor:
         return sum(part.mb for part in self.parts(backend, sizes).values())
 
 
-ARENAS = SETTINGS["malloc_arena_max"].default  # the allocator of a key that names none
-
-
-def key(backend: str, world: str | None = None, malloc_arena_max: int | None = None) -> str:
+def key(backend: str, world: str | None = None, allocator: dict | None = None) -> str:
     """What a predictor's fits are keyed by: the backend for memsweep's grid world, the
     backend and the world for any other (a world's agents cost what its arrays cost in
     that backend, which no size of the grid world's fit foretells: PyMDP's JAX agent
     builds a cue-chaining population with 4× the grid world's memory at equal model bytes),
-    and the allocator's arenas where a job caps them (JAX's runtime allocates from threads
-    of its own: benchmarks/results/malloc_arenas.md)."""
+    and the allocator's settings where they are not memsweep's (glibc's dynamic mmap
+    threshold leaves JAX's G=15 peak 492-564 MB in three identical processes, 469-470
+    with it fixed: benchmarks/results/allocator.md). ``allocator``: setting -> value,
+    those it leaves out memsweep's defaults."""
     parts = [backend]
     if world is not None and world != DEFAULT_WORLD:
         parts.append(world)
-    if malloc_arena_max is not None and int(malloc_arena_max) != ARENAS:
-        parts.append(arenas_words(int(malloc_arena_max)))
-    return " · ".join(parts)
-
-
-def arenas_words(malloc_arena_max: int) -> str:
-    """An allocator setting in words: ``glibc's default arenas``, ``MALLOC_ARENA_MAX=2``."""
-    return (
-        "glibc's default arenas"
-        if malloc_arena_max == 0
-        else f"MALLOC_ARENA_MAX={malloc_arena_max}"
-    )
+    return " · ".join([*parts, *allocator_words(allocator or {})])
 
 
 def job_key(job) -> str:
     """A job's predictor key (:func:`key`): its backend, its world and its allocator."""
-    return key(job.backend, job.world, job.malloc_arena_max)
+    return key(job.backend, job.world, {name: getattr(job, name) for name in ALLOCATOR})
 
 
 def total(parts: dict[str, Part]) -> Part:

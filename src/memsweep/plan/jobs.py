@@ -114,13 +114,25 @@ class Job:
         recorded=True,
         default=PYMDP_PINNED,
     )
+    # The allocator: glibc's tunables, set in the measured process's environment.
     malloc_arena_max: int = setting(
         "glibc's MALLOC_ARENA_MAX in the measured process: the most malloc arenas its "
-        "threads use. 0: unset, glibc's own default (8 a core), what a user runs with; "
-        "1: every thread allocates from one heap",
+        "threads use. 0: unset, glibc's own default (8 a core); 1: every thread "
+        "allocates from one heap",
         minimum=0,
         maximum=1024,
         default=0,
+    )
+    malloc_mmap_threshold: int = setting(
+        "glibc's MALLOC_MMAP_THRESHOLD_ in the measured process (bytes): a block this size "
+        "or larger is mapped on its own and given back to the system when freed. 131072 "
+        "(the default): fixed at glibc's starting value, so the figures are what the "
+        "program holds; 0: unset, glibc's own dynamic threshold, which rises to the size "
+        "of every mapped block freed (to 32 MiB) and from then on keeps such blocks in the "
+        "heap, where freed memory stays",
+        minimum=0,
+        maximum=2**25,
+        default=2**17,
     )
 
     def __post_init__(self):
@@ -189,7 +201,29 @@ MODEL_SETTINGS = tuple(name for name, f in SETTINGS.items() if f.metadata["role"
 # Settings added after results were measured, each with the value those results ran
 # with: at that value a job's id stays what it was (Job.config_id), and a file without
 # the column reads with it (memsweep.results.schema.LATER_COLUMNS).
-LATER = {"pymdp_version": PYMDP_PINNED, "world": DEFAULT_WORLD, "malloc_arena_max": 0}
+LATER = {"pymdp_version": PYMDP_PINNED, "world": DEFAULT_WORLD, "malloc_arena_max": 0,
+         "malloc_mmap_threshold": 0}  # fmt: skip
+# The allocator's settings -> the environment variable of each (glibc's tunables: read
+# once, as a process's allocator starts). 0 leaves the variable unset: glibc's own.
+ALLOCATOR = {"malloc_arena_max": "MALLOC_ARENA_MAX",
+             "malloc_mmap_threshold": "MALLOC_MMAP_THRESHOLD_"}  # fmt: skip
+UNSET_WORDS = {"malloc_arena_max": "glibc's default arenas",
+               "malloc_mmap_threshold": "glibc's dynamic mmap threshold"}  # fmt: skip
+
+
+def allocator_words(settings) -> list[str]:
+    """The allocator settings of a job or a row (item access) that are not memsweep's
+    defaults, in words: ``MALLOC_ARENA_MAX=1``, ``glibc's dynamic mmap threshold``. A
+    setting it does not hold (an older table) is not named."""
+    words = []
+    for name, variable in ALLOCATOR.items():
+        value = settings.get(name) if hasattr(settings, "get") else getattr(settings, name)
+        if value is None or value != value or int(value) == SETTINGS[name].default:
+            continue  # (value != value: a NaN)
+        words.append(f"{variable}={int(value)}" if int(value) else UNSET_WORDS[name])
+    return words
+
+
 # The reference every variant is scored against: float64 dense PyMDP numpy, one agent,
 # on the pinned PyMDP (every release's agents are scored against the same trace).
 REFERENCE_SPEC = dict(
@@ -199,8 +233,8 @@ REFERENCE_SPEC = dict(
     agents=1,
     sharing="shared",
     pymdp_version=PYMDP_PINNED,
-    # The reference's trace does not depend on the allocator: one reference serves both.
-    malloc_arena_max=SETTINGS["malloc_arena_max"].default,
+    # The reference's trace does not depend on the allocator: one reference serves all.
+    **{name: SETTINGS[name].default for name in ALLOCATOR},
 )
 # The model settings a reference depends on: a promoted one is a folder of its path.
 REFERENCE_SETTINGS = tuple(name for name in MODEL_SETTINGS if name not in REFERENCE_SPEC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from memsweep.plan.jobs import allocator_words
 from memsweep.report import text
 from memsweep.report.document import Section, Table
 from memsweep.report.figures import LEVEL_PROBES
@@ -12,11 +13,9 @@ from memsweep.report.fits import fit_text, reading
 from memsweep.report.formats import Unresolved, fmt_bytes, fmt_percent, fmt_seconds, plain
 from memsweep.report.hotspots import FIX_SHARE, WHERE_SHARE, Hotspot
 from memsweep.report.queries import (
-    ARENAS,
     FIX_AXES,
     WORLD,
     config_label,
-    default_arenas,
     figure,
     footprint_text,
     model_array_parts,
@@ -106,10 +105,10 @@ def _scaling(h: Hotspot) -> str:
         configs=len(h.fit_configs),
         setting=", ".join(
             f"{a}={h.base[a]}" if a != WORLD else f"{a}={world_of(h.base)}"
-            for a in (*FIX_AXES, WORLD, ARENAS)
-            if (a != WORLD or WORLD in h.where or names_world(h.base))
-            and (a != ARENAS or not default_arenas(h.base))
-        ),
+            for a in (*FIX_AXES, WORLD)
+            if a != WORLD or WORLD in h.where or names_world(h.base)
+        )
+        + "".join(f", {words}" for words in allocator_words(h.base)),
         n_reading=reading(fits["states"], "N"),
         agents_reading=reading(fits["agents"], "agents"),
     )

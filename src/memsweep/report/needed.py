@@ -14,15 +14,13 @@ from dataclasses import dataclass
 import pandas as pd
 
 from memsweep.harness import probes
-from memsweep.plan import fitted
+from memsweep.plan.jobs import ALLOCATOR, allocator_words
 from memsweep.report import text
 from memsweep.report.fixes import blind, blind_probes
 from memsweep.report.formats import Unresolved
 from memsweep.report.queries import (
-    ARENAS,
     WORLD,
     Tables,
-    default_arenas,
     figure,
     is_resolved,
     names_world,
@@ -93,7 +91,7 @@ def part_figure(tables: Tables, part: Part, config: pd.Series) -> float | Unreso
 
 # The settings a user chooses (the changes of :mod:`memsweep.report.changes`); the rest of
 # a configuration (grid, agents) is the problem they solve.
-CHOICES = ("sharing", "dtype", "storage", "policy_len", ARENAS)
+CHOICES = ("sharing", "dtype", "storage", "policy_len", *ALLOCATOR)
 PROBLEM = ("grid", "agents")
 
 
@@ -148,7 +146,7 @@ def order(configs: pd.DataFrame) -> pd.DataFrame:
     """Configurations by backend, then world, then by the problem's size, then by the
     remedies."""
     axes = ["backend", "other_world", WORLD, "grid", "agents", "storage", "dtype", "sharing",
-            "policy_len", ARENAS]  # fmt: skip
+            "policy_len", *ALLOCATOR]  # fmt: skip
     marked = configs.assign(other_world=with_world(configs)[WORLD] != DEFAULT_WORLD)
     ordered = marked.sort_values([a for a in axes if a in marked], kind="stable")
     return ordered.drop(columns="other_world")
@@ -171,8 +169,7 @@ def label(config: pd.Series, policy: bool = False, world: bool = False) -> str:
         sharing=config["sharing"],
     )
     words += text.POLICY_WORDS.format(policy_len=config["policy_len"]) if policy else ""
-    if not default_arenas(config):
-        words += f" · {fitted.arenas_words(int(config[ARENAS]))}"
+    words += "".join(f" · {words}" for words in allocator_words(config))
     named = world_of(config)
     return words + (text.WORLD_WORDS.format(world=named) if world or names_world(config) else "")
 

@@ -32,11 +32,10 @@ from memsweep import __version__
 from memsweep.files import atomic
 from memsweep.harness import probes
 from memsweep.plan import fitted, predict
-from memsweep.plan.jobs import TYPES, Job
+from memsweep.plan.jobs import ALLOCATOR, TYPES, Job
 from memsweep.report.queries import WORLD, per_config, selector, with_world
 
 PROBE = probes.VMHWM
-ARENAS = "malloc_arena_max"
 # consumer -> the rows it is read from (``calls`` is the rest of the peak, see above).
 ROWS = {
     "fixed": selector("summary", "all", "baseline_bytes", PROBE),
@@ -93,12 +92,9 @@ def job_of(settings: dict) -> Job:
 def fit_keys(table: pd.DataFrame) -> pd.Series:
     """Each row's predictor key (:func:`memsweep.plan.fitted.key`): one fit per backend,
     world and allocator (a table without the allocator's column: memsweep's default)."""
-    arenas = table[ARENAS] if ARENAS in table else [None] * len(table)
-    return pd.Series(
-        [fitted.key(*key) for key in zip(table.backend, table[WORLD], arenas, strict=True)],
-        index=table.index,
-        name="fitted",
-    )
+    allocator = table[[name for name in ALLOCATOR if name in table]].to_dict("records")
+    keys = zip(table.backend, table[WORLD], allocator, strict=True)
+    return pd.Series([fitted.key(*key) for key in keys], index=table.index, name="fitted")
 
 
 def whole_process(table: pd.DataFrame) -> bool:

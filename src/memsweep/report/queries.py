@@ -19,7 +19,7 @@ import pandas as pd
 
 from memsweep.harness import probes
 from memsweep.harness.calibration import TOLERANCE
-from memsweep.plan import fitted
+from memsweep.plan.jobs import ALLOCATOR
 from memsweep.report.formats import Unresolved
 from memsweep.results.schema import CONFIG_FIELDS
 from memsweep.world.base import DEFAULT_WORLD
@@ -29,9 +29,9 @@ CONFIG = [f.name for f in CONFIG_FIELDS if f.name != "layout"]
 # The axes a fix may change; the others (grid, agents, ...) set the problem, not the remedy.
 # Every table shows these; the world and the allocator only where a sweep varied them.
 FIX_AXES = ("backend", "storage", "dtype", "sharing")
-# The allocator's arenas (Job.malloc_arena_max): a process setting a user changes too.
-ARENAS = "malloc_arena_max"
-REMEDIES = (*FIX_AXES, ARENAS)
+# The allocator's settings (glibc's tunables, memsweep.plan.jobs.ALLOCATOR): a user
+# changes them too.
+REMEDIES = (*FIX_AXES, *ALLOCATOR)
 # The world a configuration measured (``Job.world``): configurations are compared within
 # one world only. A table from before the column, or a null, holds the default world.
 WORLD = "world"
@@ -89,14 +89,7 @@ def varied(configs: pd.DataFrame, column: str) -> bool:
 def shown_axes(configs: pd.DataFrame) -> list[str]:
     """The axes a table of ``configs`` names each row by: :data:`FIX_AXES`, the world
     where there are several, the allocator where a sweep varied it."""
-    return [*FIX_AXES, *(c for c in (WORLD, ARENAS) if varied(with_world(configs), c))]
-
-
-def default_arenas(config) -> bool:
-    """Whether a configuration (item access) ran memsweep's default allocator (one
-    without the column: the same)."""
-    arenas = config.get(ARENAS) if hasattr(config, "get") else None
-    return arenas is None or pd.isna(arenas) or int(arenas) == fitted.ARENAS
+    return [*FIX_AXES, *(c for c in (WORLD, *ALLOCATOR) if varied(with_world(configs), c))]
 
 
 def names_world(config, configs: pd.DataFrame | None = None) -> bool:

@@ -22,7 +22,12 @@ HOW_TO_READ = (
     "A fix is a measured configuration one axis "
     "away ({fix_axes}) from the worst one; its savings compare the two configurations under "
     "one probe. A saving above 100 % means the variant's figure is negative: it released "
-    "memory that the worst configuration kept."
+    "memory that the worst configuration kept. Every job ran in a process of its own, on "
+    "one BLAS and XLA thread, under the allocator settings its rows name "
+    "(malloc_arena_max, malloc_mmap_threshold). Unless a configuration's name says "
+    "otherwise, glibc's mmap threshold was fixed at 128 KiB (MALLOC_MMAP_THRESHOLD_): "
+    "glibc's own threshold rises as large blocks are freed and then keeps such blocks in "
+    "the heap, which changes a JAX job's peak from one identical process to the next."
 )
 PROBE_SEES = "{name}: {sees}."
 TOP_ITEM = "{what} — {value} [{probe}], rank {rank} under {probe}, in {label} ({config_id})"
@@ -194,6 +199,10 @@ CHANGE_WORDS = {
     ("policy_len", None): "planning {new} steps ahead",
     ("malloc_arena_max", "0"): "leaving glibc its default malloc arenas (8 a core)",
     ("malloc_arena_max", None): "capping glibc's malloc arenas at {new} (MALLOC_ARENA_MAX)",
+    ("malloc_mmap_threshold", "0"): "leaving glibc its dynamic mmap threshold",
+    ("malloc_mmap_threshold", None): (
+        "fixing glibc's mmap threshold at {new} bytes (MALLOC_MMAP_THRESHOLD_)"
+    ),
     ("backend", None): "switching to {new}",
 }
 CHANGE_LABEL = "{words} ({axis} {old} → {new})"

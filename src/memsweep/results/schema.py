@@ -67,7 +67,7 @@ PROVENANCE_FIELDS: list[pa.Field] = [
 
 # Columns added after files were written, and what such a file holds in them: no site;
 # a setting's value before it existed (the grid world, the only one there was; glibc's
-# own malloc arenas).
+# own allocator settings).
 LATER_COLUMNS = {"site": None} | {name: was for name, was in LATER.items() if not RECORDED[name]}
 # Integer columns that may be empty: pandas's nullable Int64 in every frame (a numpy
 # int64 cannot hold a null, so pandas would otherwise make them float64 with NaN).
