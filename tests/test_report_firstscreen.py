@@ -115,7 +115,13 @@ def test_savings_are_of_the_whole_footprint_every_other_axis_equal(found, tables
     changed = by_axis(numpy)
     assert set(changed) == {"sharing shared", "dtype float32", "storage csr", "policy_len 2"}
     for c in numpy.changes:
-        differs = [a for a in ("backend", *changes.AXES) if c.variant[a] != numpy.base[a]]
+        # A setting the table does not hold (the allocator's, here) is null in both.
+        differs = [
+            a
+            for a in ("backend", *changes.AXES)
+            if not (pd.isna(c.variant[a]) and pd.isna(numpy.base[a]))
+            and c.variant[a] != numpy.base[a]
+        ]
         assert differs == [c.axis]
         assert c.whole.probe == probes.VMHWM
     sharing = changed["sharing shared"]
