@@ -190,3 +190,28 @@ def test_the_allocator_is_a_change_the_report_judges():
     assert labels["jax-glibc"].endswith(" · glibc's dynamic mmap threshold")
     assert labels["jax-one-arena"].endswith(" · MALLOC_ARENA_MAX=1")
     assert "MALLOC" not in labels[base["config_id"]] and "glibc" not in labels[base["config_id"]]
+
+
+def test_a_variant_a_few_bytes_ahead_is_not_the_worst_configuration():
+    """Equal figures (within the probe's resolution) belong to the base the fixes were
+    measured from, not to the variant that happens to read a few bytes more."""
+    base = config(malloc_mmap_threshold=131072)
+    glibc = config(malloc_mmap_threshold=0) | {"config_id": "lean-glibc"}
+    csr = config(storage="csr", malloc_mmap_threshold=131072)
+    frame = make_df(
+        *(
+            row(cfg, "build", "agents", "growth_bytes", "tracemalloc", value)
+            for cfg, value in ((base, 76.9e6), (glibc, 76.9e6 + 300), (csr, 0.5e6))
+        )
+    )
+    resolution = {"tracemalloc": 4096.0}
+    (h,) = [h for h in hotspots.rank(frame, resolution=resolution) if h.consumer.key == "agents"]
+    assert h.base.config_id == base["config_id"]
+    assert {f.label() for f in h.fixes} == {
+        "storage dense → csr",
+        "malloc_mmap_threshold 131072 → 0",
+    }
+    # Apart by more than the resolution, the larger is the worst.
+    frame.loc[frame.config_id == "lean-glibc", "value"] = 80e6
+    (h,) = [h for h in hotspots.rank(frame, resolution=resolution) if h.consumer.key == "agents"]
+    assert h.base.config_id == "lean-glibc"

@@ -138,12 +138,27 @@ def resolved(table: pd.DataFrame) -> pd.DataFrame:
     return table[table.resolved.astype(bool)]
 
 
-def _worst(table: pd.DataFrame) -> pd.Series:
+def _worst(table: pd.DataFrame, configs: pd.DataFrame | None = None) -> pd.Series:
     """The largest resolved positive figure's row; where there is none, the largest figure
-    (unresolved, or a resolved fall: memory released is no holding to rank)."""
+    (unresolved, or a resolved fall: memory released is no holding to rank).
+
+    Figures within their probe's resolution of the largest are the same figure: of those,
+    the configuration with the most measured one-axis variants in ``configs`` (the base a
+    sweep's fixes were measured from) is the worst, not the one a few bytes ahead (lean's
+    agents under glibc's own allocator, 76.9 MB like its base's: a variant whose setting
+    does not act on them)."""
     held = resolved(table)
     held = held[held.value > 0]
     chosen = held if len(held) else table
+    if configs is not None and len(held) > 1:
+        margin = held.resolution.fillna(0) if "resolution" in held else 0
+        tied = held[held.value >= held.value.max() - margin]
+        if len(tied) > 1:
+            by_id = configs.set_index("config_id", drop=False)
+            variants = [len(fixes.neighbours(configs, by_id.loc[c])) for c in tied.config_id]
+            ranked = tied.assign(variants=variants)
+            ranked = ranked.sort_values(["variants", "value"], ascending=False, kind="stable")
+            return chosen.loc[ranked.index[0]]
     return chosen.loc[chosen.value.idxmax()]
 
 
@@ -158,7 +173,7 @@ def _where(table: pd.DataFrame, worst: float) -> dict[str, list]:
 def _hotspot(tables, plan, key, entry, ranks, ranking) -> Hotspot:
     best = min(ranks.values())
     probe = next(p for p in ranking if ranks.get(p) == best)
-    worst = {p: _worst(t) for p, t in entry["tables"].items()}
+    worst = {p: _worst(t, tables.configs) for p, t in entry["tables"].items()}
     base = worst[probe]  # resolved: the ranking probe ranked it
     table = resolved(entry["tables"][probe])
     hotspot = Hotspot(
