@@ -125,7 +125,7 @@ def key(backend: str, world: str | None = None, allocator: dict | None = None) -
     that backend, which no size of the grid world's fit foretells: PyMDP's JAX agent
     builds a cue-chaining population with 4× the grid world's memory at equal model bytes),
     and the allocator's settings where they are not memsweep's (glibc's dynamic mmap
-    threshold leaves JAX's G=15 peak 492-564 MB in three identical processes, 469-470
+    threshold leaves JAX's G=15 peak 491-545 MB in three identical processes, 467-475
     with it fixed: benchmarks/results/allocator.md). ``allocator``: setting -> value,
     those it leaves out memsweep's defaults."""
     parts = [backend]
