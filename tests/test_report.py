@@ -148,13 +148,15 @@ def test_every_hotspot_figure_is_the_summary_of_its_rows(data, ranked):
                                  sel["metric"], probe)  # fmt: skip
             assert worst.value == pytest.approx(recomputed)
             assert worst.rows == len(queries.rows(frame[frame.config_id == worst.config_id], sel))
-            # ...and it is the largest such median over every configuration.
+            # ...and it is the largest such median over every configuration, or one within
+            # the probe's resolution of it (a tie goes to the base of the fixes).
             others = [
                 _median(frame, cid, sel["phase"], sel["operation"], sel["metric"], probe)
                 for cid in frame.config_id.unique()
                 if len(queries.rows(frame[frame.config_id == cid], sel))
             ]
-            assert worst.value == pytest.approx(np.nanmax(others))
+            largest, margin = np.nanmax(others), worst.get("resolution") or 0.0
+            assert largest - margin <= worst.value <= largest * (1 + 1e-9)
 
 
 def test_ranks_order_each_probe_by_bytes(ranked):

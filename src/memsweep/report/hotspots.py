@@ -20,7 +20,15 @@ from memsweep.report import fixes
 from memsweep.report.consumers import CONSUMERS, Consumer
 from memsweep.report.fits import Fit, scaling
 from memsweep.report.fixes import Fix
-from memsweep.report.queries import WORLD, Resolution, Tables, selector, several_worlds, slice_of
+from memsweep.report.queries import (
+    REMEDIES,
+    WORLD,
+    Resolution,
+    Tables,
+    selector,
+    several_worlds,
+    slice_of,
+)
 
 # A fix must save at least this share of the hotspot under its ranking probe: smaller
 # differences are within the run-to-run spread of the process probes.
@@ -142,9 +150,10 @@ def _worst(table: pd.DataFrame, configs: pd.DataFrame | None = None) -> pd.Serie
     """The largest resolved positive figure's row; where there is none, the largest figure
     (unresolved, or a resolved fall: memory released is no holding to rank).
 
-    Figures within their probe's resolution of the largest are the same figure: of those,
-    the configuration with the most measured one-axis variants in ``configs`` (the base a
-    sweep's fixes were measured from) is the worst, not the one a few bytes ahead (lean's
+    Figures within their probe's resolution of the largest, of the same problem under
+    other remedies, are the same figure: of those, the configuration with the most
+    measured one-axis variants in ``configs`` (the base a sweep's fixes were measured
+    from) is the worst, not the one a few bytes ahead (lean's
     agents under glibc's own allocator, 76.9 MB like its base's: a variant whose setting
     does not act on them)."""
     held = resolved(table)
@@ -153,6 +162,8 @@ def _worst(table: pd.DataFrame, configs: pd.DataFrame | None = None) -> pd.Serie
     if configs is not None and len(held) > 1:
         margin = held.resolution.fillna(0) if "resolution" in held else 0
         tied = held[held.value >= held.value.max() - margin]
+        # Ties are the same problem (grid, agents, world…) under another remedy only.
+        tied = slice_of(tied, tied.loc[tied.value.idxmax()], REMEDIES)
         if len(tied) > 1:
             by_id = configs.set_index("config_id", drop=False)
             variants = [len(fixes.neighbours(configs, by_id.loc[c])) for c in tied.config_id]
