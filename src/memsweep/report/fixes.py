@@ -20,12 +20,11 @@ from memsweep.report.queries import (
     FOOTPRINTS,
     REMEDIES,
     Tables,
-    differs,
     figure_of,
     is_resolved,
+    one_axis,
     rows,
     selector,
-    slice_of,
     summarised_by,
     summed,
 )
@@ -105,10 +104,7 @@ def blind(probe: str, *configs: pd.Series) -> str:
 
 def neighbours(configs: pd.DataFrame, base: pd.Series) -> pd.DataFrame:
     """Configurations that differ from ``base`` in exactly one of :data:`REMEDIES`."""
-    found = []
-    for axis in (a for a in REMEDIES if a in configs):
-        near = slice_of(configs, base, (axis,))
-        found.append(near[differs(near[axis], base[axis])].assign(axis=axis))
+    found = [one_axis(configs, base, axis).assign(axis=axis) for axis in REMEDIES]
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
 
 
@@ -181,9 +177,9 @@ def unavailable(plan: pd.DataFrame | None, base: pd.Series, measured: pd.DataFra
     if plan is None or plan.empty:
         return []
     out = []
-    for axis in (a for a in REMEDIES if a in plan):
-        near = slice_of(plan, base, (axis,))
-        near = near[differs(near[axis], base[axis]) & ~near.config_id.isin(measured.config_id)]
+    for axis in REMEDIES:
+        near = one_axis(plan, base, axis)
+        near = near[~near.config_id.isin(measured.config_id)]
         for _, row in near.iterrows():
             reason = row.get("reason") if row.status != "run" else None
             out.append((axis, str(row[axis]), str(reason or f"planned ({row.status}), no ok rows")))
